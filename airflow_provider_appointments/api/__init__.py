@@ -1,0 +1,1 @@
+"""Endpoint layer: one method per HubSpot endpoint, paging and batch results (no Airflow)."""

@@ -1,0 +1,1 @@
+"""The data side: property schema, DataFrame serialization, input readers, output writers and reports."""

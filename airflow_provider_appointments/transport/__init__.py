@@ -1,0 +1,1 @@
+"""HTTP layer: authentication, retries, pacing and the session that talks to HubSpot."""
