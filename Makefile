@@ -17,7 +17,7 @@ $(STAMP): $(LOCK) pyproject.toml
 
 ## The main job end to end: simulator + the three example DAGs through Airflow + a report and chart.
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider_appointments.demo
+	$(BIN)/python example_dags/demo.py
 
 ## The test suite (what CI runs).
 test: $(STAMP)
