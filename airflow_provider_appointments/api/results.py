@@ -1,0 +1,129 @@
+"""Batch results: one outcome per input, mapped from HubSpot's (multi-status) answers by id or trace id."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError
+
+BATCH_LIMIT = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """Where one input ended: succeeded (with its HubSpot id) or failed (with HubSpot's reason).
+
+    :param index: position of the input in the inputs given to the hook call (0-based).
+    :param key: the input's key: id, idProperty value, or ``"<appointment id>-><object id>"``.
+    """
+
+    index: int
+    key: str | None
+    succeeded: bool
+    hubspot_id: str | None = None
+    new: bool | None = None
+    status: int | None = None
+    category: str | None = None
+    message: str | None = None
+    context: dict | None = None
+    correlation_id: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """The outcome of every input of one hook batch call."""
+
+    operation: str
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    requests: int = 0
+    batches: int = 0
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.succeeded)
+
+    @property
+    def failed(self) -> int:
+        return len(self.outcomes) - self.succeeded
+
+    @property
+    def created(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.succeeded and outcome.new is True)
+
+    @property
+    def updated(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.succeeded and outcome.new is False)
+
+    def failures(self) -> list[RecordOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.succeeded]
+
+    def top_categories(self, n: int = 3) -> list[tuple[str, int]]:
+        return Counter(outcome.category or "UNKNOWN" for outcome in self.failures()).most_common(n)
+
+
+def chunked(items: Sequence[T], size: int = BATCH_LIMIT) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items (HubSpot takes at most 100 inputs per batch)."""
+    if not 1 <= size <= BATCH_LIMIT:
+        raise ValueError(f"batch size must be between 1 and {BATCH_LIMIT}, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def failed_outcome(index: int, key: str | None, error: HubSpotError) -> RecordOutcome:
+    """An input that failed because its whole request failed."""
+    if isinstance(error, HubSpotAPIError):
+        return RecordOutcome(index, key, False, status=error.status, category=error.category, message=error.message,
+                             context=error.context or None, correlation_id=error.correlation_id)
+    category = "AMBIGUOUS_WRITE" if type(error).__name__ == "HubSpotAmbiguousWriteError" else "TRANSPORT_ERROR"
+    return RecordOutcome(index, key, False, category=category, message=str(error))
+
+
+def map_answer(
+    keyed_inputs: Sequence[tuple[int, str]],
+    results: list[dict],
+    errors: list[dict],
+    *,
+    result_key: Any,
+    error_keys: tuple[str, ...],
+    new_default: bool | None = None,
+    correlation_id: str | None = None,
+) -> list[RecordOutcome]:
+    """Map a batch answer back to its inputs by key, never by position.
+
+    :param keyed_inputs: (index, key) of each input sent.
+    :param result_key: function giving the key of a result item.
+    :param error_keys: ``context`` entries of an error that name the failing inputs' keys.
+    """
+    by_key: dict[str, RecordOutcome] = {}
+    pending = {key: index for index, key in keyed_inputs}
+    for error in errors:
+        context = error.get("context") or {}
+        keys = [str(k) for name in error_keys for k in context.get(name, [])]
+        for key in keys:
+            if key in pending and key not in by_key:
+                by_key[key] = RecordOutcome(pending[key], key, False, status=_error_status(error),
+                                            category=error.get("category"), message=error.get("message"),
+                                            context=context or None, correlation_id=correlation_id)
+    for item in results:
+        key = result_key(item)
+        if key is not None and key in pending and key not in by_key:
+            new = item.get("new", new_default)
+            by_key[key] = RecordOutcome(pending[key], key, True, hubspot_id=str(item.get("id")) if item.get("id") is not None else None,
+                                        new=new if isinstance(new, bool) else new_default)
+    outcomes = []
+    for index, key in keyed_inputs:
+        outcome = by_key.get(key)
+        if outcome is None:
+            outcome = RecordOutcome(index, key, False, category="UNMAPPED_RESULT",
+                                    message="HubSpot's answer named neither a result nor an error for this input")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _error_status(error: dict) -> int | None:
+    return {"OBJECT_NOT_FOUND": 404, "VALIDATION_ERROR": 400, "CONFLICT": 409}.get(error.get("category") or "", 400)

@@ -1,0 +1,131 @@
+"""Client-side pacing: stay under the account's budget instead of living on 429s.
+
+HubSpot counts requests per account in a rolling window (10 s for most endpoints, 1 s for search).
+`RateLimiter` keeps the send times of this process in the same window and also listens to HubSpot's
+``X-HubSpot-RateLimit-Max`` / ``-Remaining`` headers. The server's count includes every other
+process using the same account, so:
+
+1. ``foreign`` = what the server counted beyond this process's own sends (smoothed); this process
+   lets itself use ``target - foreign`` of the window, so N processes converge on sharing the budget;
+2. ``estimated remaining`` = the last ``Remaining`` seen, minus what this process sent since that
+   request, plus what has aged out of the window since; at or under ``reserve`` nobody sends.
+
+Everything is pure arithmetic on an injectable clock, so it is tested without a server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+
+class RateLimiter:
+    """Blocks `acquire()` until one more request fits the budget.
+
+    :param limit: requests allowed per window; None learns it from ``X-HubSpot-RateLimit-Max``
+        (and does not pace until then).
+    :param window_s: the rolling window (10 s, or 1 s for search).
+    :param utilization: fraction of the budget to aim for (headroom for clock skew and other clients).
+    :param reserve: never drive the server's remaining count below this many requests.
+    :param clock: monotonic clock (injectable for tests).
+    :param sleep: sleep function (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        window_s: float = 10.0,
+        *,
+        utilization: float = 0.96,
+        reserve: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.utilization = utilization
+        self.reserve = reserve
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self._foreign = 0.0
+        self._observed: tuple[float, int, int] | None = None  # (sent at, remaining, used) of the latest answer
+        self._blocked_until = 0.0
+        self.waited_s = 0.0
+
+    # -- arithmetic (call with the lock held) --------------------------------------------------
+    def _expire(self, now: float) -> None:
+        while self._sent and now - self._sent[0] >= self.window_s:
+            self._sent.popleft()
+
+    def _own_since(self, moment: float) -> int:
+        return sum(1 for sent in self._sent if sent > moment)
+
+    def _delay(self, now: float) -> float:
+        """0 when a request may go now, else how long to wait before checking again."""
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        if not self.limit:
+            return 0.0
+        self._expire(now)
+        age = 0.0
+        if self._observed is not None:
+            age = now - self._observed[0]
+        # Foreign usage fades as its requests age out of the window.
+        foreign = self._foreign * max(0.0, 1.0 - age / self.window_s)
+        allowed = max(1.0, self.limit * self.utilization - foreign)
+        if len(self._sent) >= allowed:
+            return max(0.001, self._sent[0] + self.window_s - now)
+        if self._observed is not None and age < self.window_s:
+            sent_at, remaining, used = self._observed
+            aged_out = used * age / self.window_s
+            estimate = remaining + aged_out - self._own_since(sent_at)
+            if estimate <= self.reserve:
+                return max(0.001, self.window_s / self.limit)
+        return 0.0
+
+    # -- the API -------------------------------------------------------------------------------
+    def acquire(self) -> float:
+        """Wait until a request may be sent, count it as sent, and return the send time."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                delay = self._delay(now)
+                if delay <= 0:
+                    self._sent.append(now)
+                    return now
+            self.waited_s += delay
+            self._sleep(min(delay, 0.5))
+
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        """Learn from an answer's rate-limit headers (absent on search answers: then nothing to learn)."""
+        maximum = headers.get("X-HubSpot-RateLimit-Max")
+        remaining = headers.get("X-HubSpot-RateLimit-Remaining")
+        if maximum is None or remaining is None:
+            return
+        try:
+            maximum_i, remaining_i = int(maximum), int(remaining)
+        except ValueError:
+            return
+        interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        with self._lock:
+            if self.limit is None or self.limit > maximum_i:
+                self.limit = maximum_i
+            if interval and interval.isdigit():
+                self.window_s = int(interval) / 1000
+            used = maximum_i - remaining_i
+            mine = sum(1 for sent in self._sent if sent <= sent_at)
+            foreign = max(0.0, used - mine)
+            # Smooth: answers arrive out of order and other processes' bursts come and go.
+            self._foreign = 0.6 * self._foreign + 0.4 * foreign
+            if self._observed is None or sent_at >= self._observed[0]:
+                self._observed = (sent_at, remaining_i, used)
+
+    def penalize(self, seconds: float) -> None:
+        """After a 429 nobody in this process sends for `seconds` (the server said the window is full)."""
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            self._foreign = max(self._foreign, (self.limit or 0) * 0.25)
