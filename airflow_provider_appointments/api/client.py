@@ -500,6 +500,21 @@ class AppointmentsClient:
             self._default_types[to_object_type] = int(defaults[0]["typeId"])
         return self._default_types[to_object_type]
 
+    def read_associations(self, appointment_ids: Sequence[str], to_object_type: str) -> dict[str, list[str]]:
+        """Associated record ids per appointment (batch read of associations; search cannot return them)."""
+        found: dict[str, list[str]] = {}
+
+        def send(chunk: list[tuple[int, Any]]) -> list[RecordOutcome]:
+            keys = [str(value) for _, value in chunk]
+            answer = self.transport.request("POST", self._associations(to_object_type) + "/batch/read",
+                                            json_body={"inputs": [{"id": key} for key in keys]})
+            for item in answer.body.get("results", []):
+                found[str(item["from"]["id"])] = [str(target["toObjectId"]) for target in item.get("to", [])]
+            return [RecordOutcome(index, key, True) for (index, _), key in zip(chunk, keys)]
+
+        self._run_batches("read-associations", list(appointment_ids), send)
+        return found
+
     def associate(self, appointment_id: str, to_object_type: str, to_object_id: str,
                   association_type_id: int | None = None) -> dict:
         """Associate one pair (the guide's ``.../{toObjectType}/{toObjectId}/{associationTypeId}`` PUT)."""

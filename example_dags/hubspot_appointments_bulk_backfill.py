@@ -1,0 +1,111 @@
+"""Bulk backfill: a large CSV or Parquet export from another system → upsert into HubSpot by a unique key.
+
+The input is split into shards (streamed, never loaded whole) and each shard is upserted by a mapped
+task instance, so the backfill spreads over as many workers as the ``hubspot_api`` pool allows.
+Size the pool to the HubSpot budget: every task paces itself on HubSpot's rate-limit headers, so the
+tasks sharing one account slow down together, but each also keeps ``concurrency`` requests in flight;
+``pool slots × concurrency`` around 10–20 keeps an account with 190 requests / 10 s busy without
+queueing. Create the pool once with::
+
+    airflow pools set hubspot_api 4 "HubSpot API budget (190 requests / 10 s)"
+
+Each shard writes its failure report, id map and checkpoint next to the input. A shard task that is
+killed and retried resumes from its last completed window instead of starting over; upserts by
+``external_appointment_id`` are idempotent, so nothing is written twice.
+
+Trigger with ``{"input_path": "/data/legacy_appointments.csv"}`` (CSV, Parquet or JSON Lines).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pendulum
+
+from airflow.sdk import Param, dag, task
+from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
+
+DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))
+
+
+@dag(
+    dag_id="hubspot_appointments_bulk_backfill",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    params={
+        "input_path": Param(str(DATA_DIR / "legacy_appointments.csv"), type="string"),
+        "shards": Param(4, type="integer", minimum=1, maximum=64),
+    },
+    default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=30)},
+    tags=["hubspot", "appointments", "backfill"],
+)
+def hubspot_appointments_bulk_backfill() -> None:
+    @task
+    def split_input(params: dict | None = None) -> list[dict]:
+        """Stream the input into Parquet shards of whole batches; one mapped upsert per shard."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+        import pyarrow.parquet as pq
+
+        source = Path(params["input_path"])
+        shards = int(params["shards"])
+        out_dir = source.parent / f"{source.stem}.shards"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if source.suffix == ".parquet":
+            total = pq.ParquetFile(source).metadata.num_rows
+            batches = pq.ParquetFile(source).iter_batches(batch_size=10_000)
+        else:
+            # Every column as text: ids keep leading zeros, the operator serializes per property type.
+            names = pa_csv.open_csv(source).schema.names
+            convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names})
+            total = sum(len(batch) for batch in pa_csv.open_csv(source, convert_options=convert))
+            batches = pa_csv.open_csv(source, convert_options=convert)
+        # Shards hold whole 100-record batches so no request is split across two tasks.
+        per_shard = max(100, -(-total // shards // 100) * 100)
+        writers: list[pq.ParquetWriter] = []
+        paths: list[Path] = []
+        written = 0
+        for batch in batches:
+            offset = 0
+            while offset < len(batch):
+                index = written // per_shard
+                if index == len(writers):
+                    paths.append(out_dir / f"shard-{index:03d}.parquet")
+                    writers.append(pq.ParquetWriter(paths[-1], batch.schema))
+                take = min(len(batch) - offset, per_shard - written % per_shard)
+                writers[index].write_batch(batch.slice(offset, take))
+                offset += take
+                written += take
+        for writer in writers:
+            writer.close()
+        return [
+            {
+                "records": str(path),
+                "failures_path": str(source.parent / f"{source.stem}.{path.stem}.failures.parquet"),
+                "id_map_path": str(source.parent / f"{source.stem}.{path.stem}.id_map.parquet"),
+                "checkpoint_path": str(source.parent / f"{source.stem}.{path.stem}.checkpoint"),
+            }
+            for path in paths
+        ]
+
+    upserts = HubSpotAppointmentsUpsertOperator.partial(
+        task_id="upsert_shard",
+        id_property="external_appointment_id",
+        pool="hubspot_api",
+        max_failed_ratio=0.05,  # past 5 % bad rows in a shard, fail that shard (after writing its report)
+    ).expand_kwargs(split_input())
+
+    @task
+    def summarize(results: list[dict]) -> dict:
+        """One line per shard in the log and the totals in XCom."""
+        totals = {key: sum(result[key] for result in results) for key in ("records", "succeeded", "failed", "created", "updated", "requests")}
+        totals["failures_paths"] = [result["failures_path"] for result in results]
+        totals["id_map_paths"] = [result["id_map_path"] for result in results]
+        return totals
+
+    summarize(upserts.output)
+
+
+hubspot_appointments_bulk_backfill()

@@ -1,0 +1,114 @@
+"""Warehouse load: appointments modified in each data interval → Parquet → merged into a table keyed by ``id``.
+
+Each run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
+``hs_lastmodifieddate``, so consecutive runs neither miss nor repeat a record and ``catchup`` loads
+history interval by interval. A second extract picks up appointments archived in the interval, so
+deletions in HubSpot are reflected (``archived = true``). The merge deletes then inserts by ``id`` in
+one transaction: re-running an interval replaces rows, never duplicates them.
+
+The embedded warehouse is a local DuckDB file. With a real warehouse the merge step is one SQL
+statement through Airflow's common-sql provider, for example on Postgres / Snowflake:
+
+    from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+    SQLExecuteQueryOperator(
+        task_id="merge_into_warehouse",
+        conn_id="warehouse",
+        sql='''
+            MERGE INTO analytics.hubspot_appointments AS t
+            USING staging.hubspot_appointments_{{ ts_nodash }} AS s ON t.id = s.id
+            WHEN MATCHED THEN UPDATE SET ...
+            WHEN NOT MATCHED THEN INSERT ...
+        ''',
+    )
+
+after loading the Parquet file into the staging table (e.g. ``COPY INTO`` / ``S3ToSnowflakeOperator``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pendulum
+
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsExtractOperator
+
+DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))
+WAREHOUSE = os.environ.get("HUBSPOT_APPOINTMENTS_WAREHOUSE", str(DATA_DIR / "warehouse.duckdb"))
+
+# A fixed column list keeps the warehouse schema stable when someone adds a property in HubSpot.
+PROPERTIES = [
+    "hs_appointment_name",
+    "hs_appointment_start",
+    "hs_appointment_end",
+    "hs_appointment_status",
+    "hs_appointment_type",
+    "hs_appointment_location",
+    "hs_duration",
+    "hs_appointment_price",
+    "external_appointment_id",
+    "hs_lastmodifieddate",
+]
+INTERVAL_DIR = f"{DATA_DIR}/extracts/{{{{ data_interval_start | ts_nodash }}}}"
+
+
+@dag(
+    dag_id="hubspot_appointments_warehouse_load",
+    # A data-interval timetable: each run covers [data_interval_start, data_interval_end), the day before it.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=True,
+    max_active_runs=1,  # merges into one table: one interval at a time
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    tags=["hubspot", "appointments", "warehouse"],
+)
+def hubspot_appointments_warehouse_load() -> None:
+    modified = HubSpotAppointmentsExtractOperator(
+        task_id="extract_modified",
+        modified_after="{{ data_interval_start }}",
+        modified_before="{{ data_interval_end }}",
+        properties=PROPERTIES,
+        associations=["contacts"],
+        output_path=f"{INTERVAL_DIR}/modified.parquet",
+    )
+    archived = HubSpotAppointmentsExtractOperator(
+        task_id="extract_archived",
+        archived=True,
+        modified_after="{{ data_interval_start }}",
+        modified_before="{{ data_interval_end }}",
+        properties=PROPERTIES,
+        associations=["contacts"],
+        output_path=f"{INTERVAL_DIR}/archived.parquet",
+    )
+
+    @task
+    def merge_into_warehouse(modified: dict, archived: dict) -> dict:
+        """Delete-then-insert by id, modified rows first and archived rows last, in one transaction."""
+        import duckdb
+
+        Path(WAREHOUSE).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(WAREHOUSE) as con:
+            con.execute("BEGIN")
+            for extract in (modified, archived):
+                if not extract["records"]:
+                    continue
+                source = f"read_parquet('{extract['path']}')"
+                con.execute(f"CREATE TABLE IF NOT EXISTS appointments AS SELECT * FROM {source} LIMIT 0")
+                con.execute(f"DELETE FROM appointments WHERE id IN (SELECT id FROM {source})")
+                con.execute(f"INSERT INTO appointments BY NAME SELECT * FROM {source}")
+            con.execute("COMMIT")
+            tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+            rows = con.execute("SELECT count(*) FROM appointments").fetchone()[0] if "appointments" in tables else 0
+        return {
+            "warehouse": WAREHOUSE,
+            "modified": modified["records"],
+            "archived": archived["records"],
+            "table_rows": rows,
+        }
+
+    merge_into_warehouse(modified.output, archived.output)
+
+
+hubspot_appointments_warehouse_load()

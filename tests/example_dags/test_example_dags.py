@@ -1,0 +1,126 @@
+"""The example DAGs, run for real with dag.test() against the simulator, checked against the warehance and the simulator."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+DAGS = REPO_ROOT / "example_dags"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HUBSPOT_APPOINTMENTS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_warehouse_load_loads_each_interval_once_and_reflects_archives(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+    sim = hubspot_simulator_factory(seed_appointments=400)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    dag_file = DAGS / "hubspot_appointments_warehouse_load.py"
+
+    loaded = 0
+    for days_ago in (2, 1):
+        result = run_dag(dag_file, "hubspot_appointments_warehouse_load", logical_date=today - timedelta(days=days_ago))
+        assert result.state == "success", result.task_states()
+        loaded += result.xcom("merge_into_warehouse")["modified"]
+
+    # Expected: every seeded appointment modified in [today-3d, today-1d).
+    start, end = today - timedelta(days=3), today - timedelta(days=1)
+    expected = {str(r.id) for r in sim.store.appointments() if start.timestamp() * 1000 <= r.updated_ms < end.timestamp() * 1000}
+    warehouse = data_dir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ids = {row[0] for row in con.execute("SELECT id FROM appointments").fetchall()}
+        assert con.execute("SELECT count(*) = count(DISTINCT id) FROM appointments").fetchone()[0]
+    assert ids == expected and loaded == len(expected)
+
+    # Re-running an interval replaces rows, never duplicates them.
+    rerun = run_dag(dag_file, "hubspot_appointments_warehouse_load", logical_date=today - timedelta(days=1))
+    assert rerun.state == "success"
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("SELECT count(*) FROM appointments").fetchone()[0] == len(expected)
+
+    # Archive one loaded appointment now; today's interval reflects it.
+    victim = sorted(ids)[0]
+    sim.store.archive(sim.store.get("appointments", int(victim)))
+    tomorrow = run_dag(dag_file, "hubspot_appointments_warehouse_load", logical_date=today + timedelta(days=1))
+    assert tomorrow.state == "success"
+    assert tomorrow.xcom("merge_into_warehouse")["archived"] == 1
+    with duckdb.connect(str(warehouse)) as con:
+        archived = con.execute("SELECT archived FROM appointments WHERE id = ?", [victim]).fetchall()
+        assert archived == [(True,)]
+        assert con.execute("SELECT count(*) = count(DISTINCT id) FROM appointments").fetchone()[0]
+
+
+def test_bulk_backfill_upserts_every_row_once_across_mapped_shards(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+    sim = hubspot_simulator_factory(seed_appointments=300)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    rows = []
+    for number in range(1, 651):
+        # Odd rows update seeded appointments (EXT-000001..), even rows are new; every 100th is bad.
+        key = f"EXT-{number:06d}" if number % 2 else f"LEGACY-{number:05d}"
+        rows.append({"external_appointment_id": key, "hs_appointment_name": f"Legacy {number}",
+                     "hs_appointment_status": "NOT_A_STATUS" if number % 100 == 0 else "COMPLETED",
+                     "hs_duration": 30})
+    source = data_dir / "legacy.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+
+    result = run_dag(DAGS / "hubspot_appointments_bulk_backfill.py", "hubspot_appointments_bulk_backfill",
+                     run_conf={"input_path": str(source), "shards": 3})
+    assert result.state == "success", result.task_states()
+    totals = result.xcom("summarize")
+    assert totals["records"] == 650 and totals["failed"] == 6 and totals["succeeded"] == 644
+    # Odd rows up to 299 update the 300 seeded appointments; every other good row creates one.
+    assert totals["updated"] == 150 and totals["created"] == 494
+    failures = pd.concat([pd.read_parquet(path) for path in totals["failures_paths"]])
+    assert sorted(failures["input_key"]) == [f"LEGACY-{n:05d}" for n in range(100, 601, 100)]
+    assert set(failures["category"]) == {"INVALID_INPUT"} and failures["message"].str.contains("NOT_A_STATUS").all()
+    assert all(Path(path).exists() for path in totals["id_map_paths"])
+
+    by_key = {r.properties.get("external_appointment_id"): r for r in sim.store.appointments()}
+    assert by_key["EXT-000001"].properties["hs_appointment_name"] == "Legacy 1"
+    assert by_key["LEGACY-00002"].properties["hs_appointment_name"] == "Legacy 2"
+    assert "LEGACY-00100" not in by_key
+    keys = [r.properties.get("external_appointment_id") for r in sim.store.appointments()]
+    assert len(keys) == len(set(keys)), "an appointment was written twice"
+
+
+def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+    sim = hubspot_simulator_factory(seed_appointments=120)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    contact_ids = [str(record.id) for record in sim.store.iter_records("contacts")][:9]
+    types = ["IN_PERSON", "VIDEO", "CARRIER_PIGEON", "PHONE", "VIDEO", "IN_PERSON", "PHONE", "VIDEO", "IN_PERSON", "PHONE"]
+    bookings = pd.DataFrame({
+        "external_appointment_id": [f"BOOKING-{n}" for n in range(10)],
+        "hs_appointment_name": [f"Consultation {n}" for n in range(10)],
+        "hs_appointment_status": ["SCHEDULED"] * 10,
+        "hs_appointment_type": types,  # row 2 has a type HubSpot does not know
+        "contact_id": contact_ids + ["999999999"],  # row 9's contact does not exist
+    })
+    path = data_dir / "bookings.csv"
+    bookings.to_csv(path, index=False)
+    cancelled_before = {r.id for r in sim.store.appointments(include_archived=False)
+                        if r.properties.get("hs_appointment_status") == "CANCELED"}
+    assert cancelled_before
+
+    result = run_dag(DAGS / "hubspot_appointments_lifecycle.py", "hubspot_appointments_lifecycle",
+                     run_conf={"bookings_path": str(path)})
+    assert result.state == "success", result.task_states()
+    report = result.xcom("report")
+    assert report["create"] == {"succeeded": 9, "failed": 1}
+    assert report["associate"] == {"succeeded": 8, "failed": 2}  # the failed create and the unknown contact
+    assert report["archive"] == {"succeeded": len(cancelled_before), "failed": 0}
+
+    created = {r.properties["external_appointment_id"]: r for r in sim.store.appointments()
+               if r.properties.get("external_appointment_id", "").startswith("BOOKING-")}
+    assert sorted(created) == [f"BOOKING-{n}" for n in range(10) if n != 2]
+    linked = sim.store.associations_of("appointments", created["BOOKING-0"].id)["contacts"]
+    assert int(contact_ids[0]) in linked
+    assert all(sim.store.get("appointments", i).archived for i in cancelled_before)
