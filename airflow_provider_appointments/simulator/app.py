@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -1022,6 +1022,10 @@ class FaultMiddleware:
         self.state = state
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        raw = scope.get("raw_path") or b""
+        if b"%2f" in raw.lower():
+            # Like HubSpot, an escaped "/" stays inside its path segment instead of splitting it.
+            scope = {**scope, "path": unquote(raw.decode("latin-1").replace("%2F", "%252F").replace("%2f", "%252F"))}
         if scope["type"] != "http" or scope["path"].startswith("/_simulator"):
             await self.app(scope, receive, send)
             return
