@@ -799,8 +799,8 @@ class SimulatorApp:
         results, errors = [], []
         with self.store.lock:
             for item in inputs:
-                from_id = str(((item or {}).get("from") or {}).get("id", ""))
-                if operation == "read":
+                if operation == "read":  # inputs are {id}; the others {from: {id}, to: {id}}
+                    from_id = str((item or {}).get("id", ""))
                     record = self.store.get(kind, _parse_id(from_id) or -1)
                     if record is None or record.archived:
                         errors.append(_batch_error(not_found(from_id), {"fromObjectId": [from_id]}))
@@ -812,6 +812,7 @@ class SimulatorApp:
                                                                for c, tid, lb in labels if tid in types]}
                         for t, types in sorted(targets.items())]})
                     continue
+                from_id = str(((item or {}).get("from") or {}).get("id", ""))
                 to_id = str(((item or {}).get("to") or {}).get("id", ""))
                 context = {"fromObjectId": [from_id], "toObjectId": [to_id]}
                 try:

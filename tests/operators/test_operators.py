@@ -1,0 +1,175 @@
+"""The five operators in real DAG runs (dag.test()) against the simulator, checked against its state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.operators.appointments import (
+    HubSpotAppointmentsArchiveOperator,
+    HubSpotAppointmentsAssociateOperator,
+    HubSpotAppointmentsBatchCreateOperator,
+    HubSpotAppointmentsUpsertOperator,
+)
+
+SUITE = Path(__file__).parent / "dags" / "operator_suite.py"
+WRITE_KEYS = {"operation", "records", "succeeded", "failed", "created", "updated", "batches", "requests",
+              "failures_path", "id_map_path"}
+
+
+@pytest.fixture
+def sim(hubspot_simulator_factory, monkeypatch):
+    simulator = hubspot_simulator_factory(seed_appointments=300)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", simulator.airflow_connection_json())
+    return simulator
+
+
+def test_extracts_full_and_in_consecutive_windows(run_dag, sim, tmp_path):
+    now = datetime.now(timezone.utc)
+    after, middle, before = now - timedelta(days=30), now - timedelta(days=10), now + timedelta(minutes=1)
+    result = run_dag(SUITE, "operator_extracts", run_conf={"out": str(tmp_path), "after": after.isoformat(),
+                                                           "middle": middle.isoformat(), "before": before.isoformat()})
+    assert result.state == "success", result.task_states()
+    full = result.xcom("full_csv")
+    assert set(full) >= {"records", "pages", "path", "columns", "max_updated_at"} and full["records"] == 300
+    assert full["pages"] == 3 and full["columns"][:4] == ["id", "createdAt", "updatedAt", "archived"]
+    assert len(pd.read_csv(tmp_path / "full.csv")) == 300
+    jsonl = pd.read_json(tmp_path / "full.jsonl", lines=True)
+    assert len(jsonl) == 300 and "associations_contacts" in jsonl
+    first, second = pq.read_table(tmp_path / "first.parquet").to_pandas(), pq.read_table(tmp_path / "second.parquet").to_pandas()
+    in_window = {str(r.id) for r in sim.store.appointments(False) if after.timestamp() * 1000 <= r.updated_ms}
+    assert set(first["id"]).isdisjoint(second["id"]) and set(first["id"]) | set(second["id"]) == in_window
+    assert str(first["hs_appointment_start"].dtype).startswith("datetime64") and first["hs_duration"].dtype == "float64"
+    assert first["history_hs_appointment_name"].map(len).min() >= 1
+    linked = sim.store.associations_of("appointments", int(first["id"].iloc[0])).get("contacts", {})
+    assert sorted(first["associations_contacts"].iloc[0]) == sorted(str(i) for i in linked)
+    assert result.xcom("first_half")["max_updated_at"] <= middle.isoformat().replace("+00:00", "Z")
+
+
+def test_write_operators_partial_failures_reports_and_state(run_dag, sim, tmp_path):
+    contact = str(next(iter(sim.store.iter_records("contacts"))).id)
+    pd.DataFrame({
+        "external_appointment_id": ["NEW-1", "NEW-2", "NEW-3", "NEW-4"],
+        "hs_appointment_name": ["a", "b", "c", "d"],
+        "hs_duration": ["30", "thirty", "45", "50"],
+        "hs_appointment_status": ["SCHEDULED", "SCHEDULED", "MAYBE", "SCHEDULED"],
+        "contact_id": [contact, contact, contact, ""],
+    }).to_csv(tmp_path / "create.csv", index=False)
+    pd.DataFrame({"external_appointment_id": ["EXT-000001", "UP-1", "UP-2", "UP-2", "UP-3"],
+                  "hs_duration": [99, 10, 11, 12, 13], "hs_appointment_name": ["x", "u1", "u2", "u2b", "u3"]}
+                 ).to_parquet(tmp_path / "upsert.parquet")
+    pd.DataFrame({"external_appointment_id": ["L-1", "L-1", "L-2"], "hs_appointment_name": ["first", "last", "two"]}
+                 ).to_json(tmp_path / "upsert_last.jsonl", orient="records", lines=True)
+    pd.DataFrame({"id": ["100010", "100011", "1", ""]}).to_csv(tmp_path / "archive.csv", index=False)
+
+    result = run_dag(SUITE, "operator_writes", run_conf={"dir": str(tmp_path)})
+    assert result.state == "success", result.task_states()
+
+    create = result.xcom("create")
+    assert set(create) == WRITE_KEYS and (create["records"], create["succeeded"], create["failed"], create["created"]) == (4, 2, 2, 2)
+    failures = pd.read_csv(tmp_path / "create_failures.csv")
+    assert failures["input_row"].tolist() == [1, 2] and failures["input_key"].tolist() == ["NEW-2", "NEW-3"]
+    assert "thirty" in failures["message"][0] and "MAYBE" in failures["message"][1]
+    ids = pd.read_parquet(tmp_path / "create_ids.parquet")
+    assert ids["input_row"].tolist() == [0, 3] and ids["input_key"].tolist() == ["NEW-1", "NEW-4"]
+    by_key = {r.properties.get("external_appointment_id"): r for r in sim.store.appointments()}
+    assert str(by_key["NEW-1"].id) == ids["hubspot_id"][0] and "NEW-2" not in by_key
+    assert int(contact) in sim.store.associations_of("appointments", by_key["NEW-1"].id)["contacts"]
+    assert "contacts" not in sim.store.associations_of("appointments", by_key["NEW-4"].id)
+
+    upsert = result.xcom("upsert_reject")
+    assert (upsert["succeeded"], upsert["failed"], upsert["created"], upsert["updated"]) == (3, 2, 2, 1)
+    rejected = pd.read_parquet(tmp_path / "upsert_failures.parquet")
+    assert set(rejected["category"]) == {"DUPLICATE_INPUT_KEY"} and rejected["input_row"].tolist() == [2, 3]
+    assert by_key["EXT-000001"].properties["hs_duration"] == "99" and "UP-2" not in by_key
+
+    last = result.xcom("upsert_last")
+    assert (last["records"], last["succeeded"], last["failed"]) == (3, 3, 0)
+    assert by_key["L-1"].properties["hs_appointment_name"] == "last"
+
+    archive = result.xcom("archive")
+    assert (archive["succeeded"], archive["failed"]) == (2, 2)
+    assert sim.store.get("appointments", 100010).archived and sim.store.get("appointments", 100011).archived
+    archive_failures = pd.read_parquet(tmp_path / "archive_failures.parquet")
+    assert set(archive_failures["category"]) == {"INVALID_INPUT", "OBJECT_NOT_FOUND"}
+
+
+def test_mapped_upserts_spread_over_task_instances(run_dag, sim):
+    result = run_dag(SUITE, "operator_mapped")
+    assert result.state == "success", result.task_states()
+    summaries = [result.xcom("upsert", map_index=i) for i in range(3)]
+    assert [s["created"] for s in summaries] == [120, 120, 120]
+    keys = [r.properties.get("external_appointment_id", "") for r in sim.store.appointments()]
+    assert sum(key.startswith("MAP-") for key in keys) == 360
+
+
+def test_failure_policy_fails_the_task_after_writing_the_report(run_dag, sim, tmp_path):
+    pd.DataFrame({"hs_appointment_name": ["ok", "bad"], "hs_duration": ["1", "one"]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = run_dag(SUITE, "operator_policy", run_conf={"dir": str(tmp_path)})
+    assert result.state == "failed"
+    report = pd.read_parquet(tmp_path / "bad_failures.parquet")
+    assert report["input_row"].tolist() == [1]
+    assert sum(1 for r in sim.store.appointments() if r.properties.get("hs_appointment_name") == "ok") == 1
+
+
+class _TI:
+    dag_id, task_id, run_id, map_index = "d", "t", "r", -1
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda p: HubSpotAppointmentsBatchCreateOperator(task_id="t", records=pd.DataFrame({"hs_appointment_nmae": ["a"]})),
+     "column 'hs_appointment_nmae' matches no appointment property; did you mean hs_appointment_name"),
+    (lambda p: HubSpotAppointmentsUpsertOperator(task_id="t", records=[{"hs_appointment_name": "a"}], id_property="external_appointment_id"),
+     "input has no column 'external_appointment_id'"),
+    (lambda p: HubSpotAppointmentsUpsertOperator(task_id="t", records=[{"hs_appointment_name": "a"}], id_property="hs_appointment_name"),
+     "id_property 'hs_appointment_name' is not a unique-value property"),
+    (lambda p: HubSpotAppointmentsArchiveOperator(task_id="t", records=str(p / "missing.parquet")), "does not exist"),
+    (lambda p: HubSpotAppointmentsAssociateOperator(task_id="t", records=[{"appointment_id": "1"}], to_object_type="contacts"),
+     "input has no column 'to_object_id'"),
+])
+def test_bad_input_fails_at_once_naming_the_problem(sim, tmp_path, build, message):
+    operator = build(tmp_path)
+    before = sim.stats()["requests"]
+    with pytest.raises(HubSpotInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        operator.execute({"ti": _TI()})
+    writes = {k: v for k, v in sim.stats()["by_route"].items() if "batch" in k}
+    assert not writes and sim.stats()["requests"] - before <= 2  # at most the properties lookup
+
+
+def test_batch_size_over_100_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(HubSpotInputError, match="batch_size must be between 1 and 100"):
+        HubSpotAppointmentsUpsertOperator(task_id="t", records=[], id_property="external_appointment_id", batch_size=101)
+
+
+def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, monkeypatch):
+    rows = pd.DataFrame({"external_appointment_id": [f"CP-{i}" for i in range(450)], "hs_appointment_name": "cp"})
+    rows.to_parquet(tmp_path / "in.parquet")
+    operator = HubSpotAppointmentsBatchCreateOperator(
+        task_id="t", records=str(tmp_path / "in.parquet"), dedupe_property="external_appointment_id", window_rows=100,
+        checkpoint_path=str(tmp_path / "ckpt"), id_map_path=str(tmp_path / "ids.parquet"))
+    from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+
+    real = HubSpotAppointmentsHook.batch_create
+    calls = {"n": 0}
+
+    def crash_on_third_window(self, inputs, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("worker killed")
+        return real(self, inputs, **kwargs)
+
+    monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", crash_on_third_window)
+    with pytest.raises(SystemExit):
+        operator.execute({"ti": _TI()})
+    assert len(list((tmp_path / "ckpt").glob("window-*.json"))) == 2
+    monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", real)
+    summary = operator.execute({"ti": _TI()})
+    assert (summary["records"], summary["created"], summary["failed"]) == (450, 450, 0)
+    keys = [r.properties.get("external_appointment_id", "") for r in sim.store.appointments()]
+    assert sum(key.startswith("CP-") for key in keys) == 450 == len({k for k in keys if k.startswith("CP-")})
+    assert len(pd.read_parquet(tmp_path / "ids.parquet")) == 450 and not (tmp_path / "ckpt").exists()
