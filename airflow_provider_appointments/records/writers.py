@@ -28,11 +28,12 @@ FORMATS = ("parquet", "csv", "jsonl")
 
 
 def _timestamps(values: list[Any]) -> pa.Array:
-    series = pd.Series(values, dtype="object")
-    epoch = series.map(lambda v: isinstance(v, str) and v.isdigit())
-    parsed = pd.to_datetime(series.where(~epoch), utc=True, errors="coerce", format="ISO8601")
-    if epoch.any():
-        parsed = parsed.where(~epoch, pd.to_datetime(pd.to_numeric(series.where(epoch)), unit="ms", utc=True))
+    """ISO 8601 strings (what HubSpot returns) or epoch-millisecond strings → UTC timestamps."""
+    parsed = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce", format="ISO8601")
+    unparsed = parsed.isna().to_numpy() & pd.notna(pd.Series(values, dtype="object")).to_numpy()
+    if unparsed.any():  # epoch milliseconds, the other form HubSpot accepts
+        epoch = pd.to_numeric(pd.Series(values, dtype="object").where(unparsed), errors="coerce")
+        parsed = parsed.where(~unparsed, pd.to_datetime(epoch, unit="ms", utc=True))
     return pa.array(parsed.dt.as_unit("ms"), type=TIMESTAMP, from_pandas=True)
 
 
@@ -112,8 +113,9 @@ class ExtractWriter:
             pa.array([bool(r.get("archived", False)) for r in records], type=pa.bool_()),
             _timestamps([r.get("archivedAt") for r in records]),
         ]
+        values = [r.get("properties") or {} for r in records]
         for name in self.properties:
-            arrays.append(_column([(r.get("properties") or {}).get(name) for r in records], self.schema.field(name).type))
+            arrays.append(_column([properties.get(name) for properties in values], self.schema.field(name).type))
         for kind in self.associations:
             arrays.append(pa.array([[str(item["id"]) for item in ((r.get("associations") or {}).get(kind) or {}).get("results", [])]
                                     for r in records], type=pa.list_(pa.string())))
