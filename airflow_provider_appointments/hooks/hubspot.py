@@ -120,7 +120,7 @@ class HubSpotAppointmentsHook(BaseHook, AppointmentsClient):
             settings["base_url"],
             auth,
             limiter=RateLimiter(settings["requests_per_10s"]),
-            search_limiter=RateLimiter(settings["search_per_second"], window_s=1.0, utilization=1.0, reserve=0),
+            search_limiter=RateLimiter(settings["search_per_second"], window_s=1.0, utilization=1.0, reserve=0, transit_s=0.05),
             retry=self._retry_policy,
             concurrency=settings["concurrency"],
             timeout=settings["timeout"],

@@ -85,7 +85,7 @@ class HubSpotTransport:
         self.base_url = check_base_url(base_url)
         self.auth = auth
         self.limiter = limiter or RateLimiter()
-        self.search_limiter = search_limiter or RateLimiter(5, window_s=1.0, utilization=1.0, reserve=0)
+        self.search_limiter = search_limiter or RateLimiter(5, window_s=1.0, utilization=1.0, reserve=0, transit_s=0.05)
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.timeout = timeout

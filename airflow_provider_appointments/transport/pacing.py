@@ -29,6 +29,8 @@ class RateLimiter:
     :param window_s: the rolling window (10 s, or 1 s for search).
     :param utilization: fraction of the budget to aim for (headroom for clock skew and other clients).
     :param reserve: never drive the server's remaining count below this many requests.
+    :param transit_s: a send counts this much longer than the window: the server stamps a request
+        when it arrives, later than this process sent it.
     :param clock: monotonic clock (injectable for tests).
     :param sleep: sleep function (injectable for tests).
     """
@@ -40,6 +42,7 @@ class RateLimiter:
         *,
         utilization: float = 0.96,
         reserve: int = 2,
+        transit_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -47,6 +50,7 @@ class RateLimiter:
         self.window_s = window_s
         self.utilization = utilization
         self.reserve = reserve
+        self.transit_s = transit_s
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -58,11 +62,12 @@ class RateLimiter:
 
     # -- arithmetic (call with the lock held) --------------------------------------------------
     def _expire(self, now: float) -> None:
-        while self._sent and now - self._sent[0] >= self.window_s:
+        while self._sent and now - self._sent[0] >= self.window_s + self.transit_s:
             self._sent.popleft()
 
     def _own_since(self, moment: float) -> int:
-        return sum(1 for sent in self._sent if sent > moment)
+        """Requests this process sent after the one sent at `moment` (which the server already counted)."""
+        return max(0, sum(1 for sent in self._sent if sent >= moment) - 1)
 
     def _delay(self, now: float) -> float:
         """0 when a request may go now, else how long to wait before checking again."""
@@ -78,7 +83,7 @@ class RateLimiter:
         foreign = self._foreign * max(0.0, 1.0 - age / self.window_s)
         allowed = max(1.0, self.limit * self.utilization - foreign)
         if len(self._sent) >= allowed:
-            return max(0.001, self._sent[0] + self.window_s - now)
+            return max(0.001, self._sent[0] + self.window_s + self.transit_s - now)
         if self._observed is not None and age < self.window_s:
             sent_at, remaining, used = self._observed
             aged_out = used * age / self.window_s
@@ -120,7 +125,7 @@ class RateLimiter:
             mine = sum(1 for sent in self._sent if sent <= sent_at)
             foreign = max(0.0, used - mine)
             # Smooth: answers arrive out of order and other processes' bursts come and go.
-            self._foreign = 0.6 * self._foreign + 0.4 * foreign
+            self._foreign = foreign if self._observed is None else 0.6 * self._foreign + 0.4 * foreign
             if self._observed is None or sent_at >= self._observed[0]:
                 self._observed = (sent_at, remaining_i, used)
 
