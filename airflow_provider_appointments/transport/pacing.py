@@ -7,8 +7,9 @@ process using the same account, so:
 
 1. ``foreign`` = what the server counted beyond this process's own sends (smoothed); this process
    lets itself use ``target - foreign`` of the window, so N processes converge on sharing the budget;
-2. ``estimated remaining`` = the last ``Remaining`` seen, minus what this process sent since that
-   request, plus what has aged out of the window since; at or under ``reserve`` nobody sends.
+2. ``estimated remaining`` = the last ``Remaining`` seen, plus what has aged out of the window
+   since, minus ``reserve``; this process may spend only its share of it (its sends over all sends
+   in the window) before the next answer tells it more.
 
 Everything is pure arithmetic on an injectable clock, so it is tested without a server.
 """
@@ -29,6 +30,7 @@ class RateLimiter:
     :param window_s: the rolling window (10 s, or 1 s for search).
     :param utilization: fraction of the budget to aim for (headroom for clock skew and other clients).
     :param reserve: never drive the server's remaining count below this many requests.
+    :param shared_headroom: budget fraction left unused while other clients share the account.
     :param transit_s: a send counts this much longer than the window: the server stamps a request
         when it arrives, later than this process sent it.
     :param clock: monotonic clock (injectable for tests).
@@ -43,6 +45,7 @@ class RateLimiter:
         utilization: float = 0.96,
         reserve: int = 2,
         transit_s: float = 0.2,
+        shared_headroom: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -51,6 +54,7 @@ class RateLimiter:
         self.utilization = utilization
         self.reserve = reserve
         self.transit_s = transit_s
+        self.shared_headroom = shared_headroom
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -76,19 +80,23 @@ class RateLimiter:
         if not self.limit:
             return 0.0
         self._expire(now)
-        age = 0.0
-        if self._observed is not None:
-            age = now - self._observed[0]
-        # Foreign usage fades as its requests age out of the window.
-        foreign = self._foreign * max(0.0, 1.0 - age / self.window_s)
-        allowed = max(1.0, self.limit * self.utilization - foreign)
+        age = now - self._observed[0] if self._observed is not None else 0.0
+        # Other clients' share is kept until an answer says otherwise: letting it fade while this
+        # process waits would make every waiting process burst at once when it expires.
+        # Sharing the account, also leave room for the other clients' requests still in flight
+        # (HubSpot's count cannot include them yet).
+        target = self.limit * (self.utilization - (self.shared_headroom if self._foreign >= 1 else 0.0))
+        allowed = max(1.0, target - self._foreign)
         if len(self._sent) >= allowed:
             return max(0.001, self._sent[0] + self.window_s + self.transit_s - now)
         if self._observed is not None and age < self.window_s:
             sent_at, remaining, used = self._observed
-            aged_out = used * age / self.window_s
-            estimate = remaining + aged_out - self._own_since(sent_at)
-            if estimate <= self.reserve:
+            aged_out = 0.5 * used * age / self.window_s  # half the linear estimate: others send in bursts too
+            # Every client sharing the account sees the same Remaining: take only this process's
+            # share of it, or N processes would each spend all of it at once.
+            mine = max(1, len(self._sent))
+            share = mine / (mine + self._foreign)
+            if self._own_since(sent_at) >= (remaining + aged_out - self.reserve) * share:
                 return max(0.001, self.window_s / self.limit)
         return 0.0
 
