@@ -99,14 +99,15 @@ class Checkpoint:
         if "://" in self.path:
             from airflow.sdk import ObjectStoragePath
 
-            target = ObjectStoragePath(self.path)
-            if target.exists():
-                target.rmdir(recursive=True) if hasattr(target, "rmdir") else None
+            directory: Any = ObjectStoragePath(self.path)
+        else:
+            directory = Path(self.path)
+        if not directory.exists():
             return
-        directory = Path(self.path)
-        if directory.is_dir():
-            for item in directory.glob("window-*.json*"):
+        for item in directory.iterdir():
+            if item.name.startswith("window-"):
                 item.unlink()
+        if not any(directory.iterdir()):
             directory.rmdir()
 
 

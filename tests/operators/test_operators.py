@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_appointments.api.results import RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsArchiveOperator,
@@ -173,3 +174,15 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
     keys = [r.properties.get("external_appointment_id", "") for r in sim.store.appointments()]
     assert sum(key.startswith("CP-") for key in keys) == 450 == len({k for k in keys if k.startswith("CP-")})
     assert len(pd.read_parquet(tmp_path / "ids.parquet")) == 450 and not (tmp_path / "ckpt").exists()
+
+
+def test_checkpoints_work_on_object_storage_uris(tmp_path):
+    from airflow_provider_appointments.operators._write import Checkpoint
+
+    checkpoint = Checkpoint(f"file://{tmp_path}/ckpt", "fp-1")
+    outcome = RecordOutcome(3, "K", True, hubspot_id="9", new=True)
+    checkpoint.save(0, [outcome], batches=1, requests=1)
+    assert checkpoint.load(0) == ([outcome], 1, 1)
+    assert Checkpoint(f"file://{tmp_path}/ckpt", "other input").load(0) is None  # never reused for another input
+    checkpoint.clear()
+    assert not (tmp_path / "ckpt").exists()
