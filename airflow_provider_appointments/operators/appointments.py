@@ -253,6 +253,7 @@ class _HubSpotWriteOperator(BaseOperator):
             tally.batches += batches
             tally.requests += requests
             tally.add(self._finalize(outcomes), self.keeps_id_map and self.id_map_path is not None)
+        tally.add(self._finalize([], last=True), self.keeps_id_map and self.id_map_path is not None)
         if resumed:
             self.log.info("resumed from checkpoint: %d window(s) were already done", resumed)
         failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
@@ -270,7 +271,8 @@ class _HubSpotWriteOperator(BaseOperator):
             checkpoint.clear()
         return result
 
-    def _finalize(self, outcomes: list[RecordOutcome]) -> list[RecordOutcome]:
+    def _finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        """Outcomes ready to count; `last` is the call after the final window."""
         return outcomes
 
     def _serialize(self, first_row: int, frame: pd.DataFrame, extra_ignore: Sequence[str] = (),
@@ -402,7 +404,8 @@ class HubSpotAppointmentsUpsertOperator(_HubSpotWriteOperator):
             self._require_columns(frame, self.id_column)
             keys.extend((first_row + position, _key(value)) for position, value in enumerate(frame[self.id_column].tolist()))
         self._duplicates, self._last_row = duplicate_positions(iter(keys))
-        self._shared: dict[int, RecordOutcome] = {}
+        self._shared: dict[str, RecordOutcome] = {}
+        self._waiting: list[RecordOutcome] = []
 
     def _send_window(self, hook: HubSpotAppointmentsHook, first_row: int, frame: pd.DataFrame) -> tuple[list[RecordOutcome], int, int]:
         mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
@@ -426,21 +429,31 @@ class HubSpotAppointmentsUpsertOperator(_HubSpotWriteOperator):
         outcomes = shift(result.outcomes, input_rows)
         return sorted(outcomes + failures, key=lambda o: o.index), result.batches, result.requests
 
-    def _finalize(self, outcomes: list[RecordOutcome]) -> list[RecordOutcome]:
-        """With ``on_duplicate_keys="last"`` earlier rows share the outcome of their key's last row."""
+    def _finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        """With ``on_duplicate_keys="last"`` earlier rows take the outcome of their key's last row,
+        which may come in a later window: until then they wait here."""
         if self.on_duplicate_keys != "last" or not self._duplicates:
             return outcomes
+        ready = []
         for outcome in outcomes:
             if outcome.key in self._last_row and self._last_row[outcome.key] == outcome.index:
-                self._shared[outcome.index] = outcome
-        final = []
-        for outcome in outcomes:
-            if outcome.succeeded and outcome.message and outcome.message.startswith("superseded"):
-                last = self._shared.get(self._last_row[outcome.key])
-                if last is not None:
-                    outcome = replace(last, index=outcome.index, message=outcome.message)
-            final.append(outcome)
-        return final
+                self._shared[outcome.key] = outcome
+            if outcome.succeeded and (outcome.message or "").startswith("superseded"):
+                self._waiting.append(outcome)
+            else:
+                ready.append(outcome)
+        still_waiting = []
+        for outcome in self._waiting:
+            final = self._shared.get(outcome.key)
+            if final is not None:
+                ready.append(replace(final, index=outcome.index, message=outcome.message if final.succeeded else final.message))
+            elif last:  # cannot happen when the input is read twice the same way; never drop a row
+                ready.append(replace(outcome, succeeded=False, category="INVALID_INPUT",
+                                     message=f"{outcome.message}, whose outcome is unknown"))
+            else:
+                still_waiting.append(outcome)
+        self._waiting = still_waiting
+        return ready
 
 
 class HubSpotAppointmentsArchiveOperator(_HubSpotWriteOperator):

@@ -186,3 +186,19 @@ def test_checkpoints_work_on_object_storage_uris(tmp_path):
     assert Checkpoint(f"file://{tmp_path}/ckpt", "other input").load(0) is None  # never reused for another input
     checkpoint.clear()
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_last_duplicate_key_wins_across_windows(sim, tmp_path):
+    rows = pd.DataFrame({"external_appointment_id": ["W-1", "W-2", "W-3", "W-1", "W-2", "W-4"],
+                         "hs_appointment_name": ["old", "old", "x", "new", "bad", "y"],
+                         "hs_duration": ["1", "2", "3", "4", "not a number", "6"]})
+    operator = HubSpotAppointmentsUpsertOperator(task_id="t", records=rows, id_property="external_appointment_id",
+                                                 on_duplicate_keys="last", window_rows=2,
+                                                 failures_path=str(tmp_path / "f.parquet"), max_failed_records=10)
+    summary = operator.execute({"ti": _TI()})
+    assert (summary["records"], summary["succeeded"], summary["failed"]) == (6, 4, 2)
+    failures = pd.read_parquet(tmp_path / "f.parquet")
+    assert failures["input_row"].tolist() == [1, 4]  # W-2's last row failed, so its earlier row did too
+    names = {r.properties["external_appointment_id"]: r.properties["hs_appointment_name"] for r in sim.store.appointments()
+             if r.properties.get("external_appointment_id", "").startswith("W-")}
+    assert names == {"W-1": "new", "W-3": "x", "W-4": "y"}
