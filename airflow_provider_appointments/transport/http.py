@@ -180,7 +180,7 @@ class HubSpotTransport:
             if status == 429:
                 limiter.penalize(delay if delay is not None else self.retry.rate_limit_window_s)
             if delay is None:
-                if not idempotent and status in (500, 502, 504, 520, 521, 522, 523, 524):
+                if not idempotent and (status >= 500 or status in (408, 423)):
                     # A gateway error may come after the server applied the write.
                     raise HubSpotAmbiguousWriteError(f"{method} {path}: {error}") from None
                 raise error
