@@ -45,7 +45,7 @@ class RateLimiter:
         utilization: float = 0.96,
         reserve: int = 2,
         transit_s: float = 0.2,
-        shared_headroom: float = 0.1,
+        shared_headroom: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
