@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -562,12 +563,4 @@ def _input_key(item: dict, dedupe_property: str | None, trace: str) -> str:
 
 
 def _rekey(outcome: RecordOutcome, key: str) -> RecordOutcome:
-    from dataclasses import replace
-
     return replace(outcome, key=key)
-
-
-def iter_flat(pages: Iterable[list[dict]]) -> Iterator[dict]:
-    """Records one by one from an iterator of pages."""
-    for page in pages:
-        yield from page

@@ -37,7 +37,7 @@ from airflow_provider_appointments.operators._write import (
     write_reports,
 )
 from airflow_provider_appointments.records.readers import iter_record_frames
-from airflow_provider_appointments.records.serialization import resolve_columns, serialize_frame
+from airflow_provider_appointments.records.serialization import serialize_frame
 from airflow_provider_appointments.records.writers import FORMATS, ExtractWriter, read_extract
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +28,7 @@ from airflow_provider_appointments.simulator.errors import (
     not_found,
     validation,
 )
-from airflow_provider_appointments.simulator.faults import AFTER_APPLY, FaultConfig, FaultInjector
+from airflow_provider_appointments.simulator.faults import FaultConfig, FaultInjector
 from airflow_provider_appointments.simulator.properties import (
     APPOINTMENT_PROPERTIES,
     COMPANY_PROPERTIES,
@@ -133,7 +133,7 @@ class SimulatorState:
                                    config.daily_limit, config.retry_after)
         self.faults = FaultInjector(config.faults, seed=config.seed)
         self.stats: dict[str, Any] = {"requests": 0, "by_status": {}, "rate_limited": 0, "by_route": {}}
-        self._jitter = __import__("random").Random(config.seed)
+        self._jitter = random.Random(config.seed)
 
     def configure(self, **changes: Any) -> SimulatorConfig:
         """Change settings while serving (latency, budgets, faults, retry_after)."""

@@ -8,8 +8,6 @@ import threading
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("502", "503", "504", "html", "429", "reset", "reset_after_apply", "timeout", "truncated")
-# Kinds that let the request reach the store before the client loses the answer.
-AFTER_APPLY = {"reset_after_apply", "timeout", "truncated"}
 
 
 @dataclass

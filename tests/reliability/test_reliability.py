@@ -10,7 +10,6 @@ from collections import Counter
 import pytest
 
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
-from airflow_provider_appointments.simulator import FaultConfig
 from airflow_provider_appointments.transport.retry import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=10, backoff_base_s=0.01, backoff_cap_s=0.05)
