@@ -1,8 +1,12 @@
-"""Pytest fixtures for testing DAGs against the simulator (auto-registered through the ``pytest11`` entry point).
+"""Pytest fixtures for testing DAGs against the simulator (registered through the ``pytest11`` entry point).
 
-``hubspot_simulator`` is a running simulator with budgets off; ``hubspot_simulator_factory(**config)``
-starts one with any `SimulatorConfig` settings. Point Airflow at it with
+``hubspot_simulator`` is a running simulator with 50 seeded appointments and every rate budget off
+(fast tests); ``hubspot_simulator_factory(**settings)`` starts one with any `SimulatorConfig`
+settings (budgets off unless given) and stops it after the test. Point Airflow at it with
 ``monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())``.
+
+This module is imported in every pytest session of an environment that has the provider, so it
+only defines fixtures and imports the simulator when a fixture is used.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ from typing import Any
 
 import pytest
 
+FIXTURE_DEFAULTS: dict[str, Any] = {"seed_appointments": 50, "requests_per_10s": None,
+                                    "search_requests_per_second": None, "daily_limit": None}
+
 
 @pytest.fixture
 def hubspot_simulator_factory() -> Iterator[Callable[..., Any]]:
+    """A callable starting a `Simulator` from `SimulatorConfig` settings; all are stopped afterwards."""
     from airflow_provider_appointments.simulator import Simulator, SimulatorConfig
 
     started: list[Any] = []
 
-    def start(**config: Any) -> Any:
-        settings = {"seed_appointments": 50, "requests_per_10s": None, "search_requests_per_second": None,
-                    "daily_limit": None, **config}
-        simulator = Simulator(SimulatorConfig.from_dict(settings)).start()
+    def start(**settings: Any) -> Any:
+        simulator = Simulator(SimulatorConfig.from_dict({**FIXTURE_DEFAULTS, **settings})).start()
         started.append(simulator)
         return simulator
 
@@ -33,4 +39,5 @@ def hubspot_simulator_factory() -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def hubspot_simulator(hubspot_simulator_factory: Callable[..., Any]) -> Any:
+    """A running simulator: 50 seeded appointments, rate budgets off."""
     return hubspot_simulator_factory()

@@ -1,251 +1,396 @@
 """The simulator's in-memory CRM: records of each object type, unique values, associations, history.
 
-Seeded records are generated on demand (see `seed`); a record is materialised the first time it is
-written. Every method is called under `Store.lock`, from the server's event loop or from a test.
+Seeded records live in numpy columns (`seed.SeededTable`); `get` assembles a read-only view of one.
+The first write to a seeded record *materialises* it: it becomes a `Record` held in `records` and
+its row is marked *shadowed*, so every later read finds the stored object. Records created through
+the API get ids after the seeded range.
+
+Associations follow the same overlay idea: seeded links are read from the seeded columns (in both
+directions) until a record's links are written; from then on that record, and every record it was
+linked to, keeps its links in `links`, which is then the whole truth for them.
+
+All methods take `lock` (re-entrant), so the server's event loop and a test thread can both use
+the store; handlers hold the lock across a whole request.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from airflow_provider_appointments.simulator import seed as seeding
-from airflow_provider_appointments.simulator.properties import iso_ms
+from airflow_provider_appointments.simulator.properties import DAY_MS, iso_ms
+from airflow_provider_appointments.simulator.schema import APPOINTMENTS, ASSOCIATION_TYPES, SCHEMAS, ObjectSchema
 
-APPOINTMENTS, CONTACTS, COMPANIES, DEALS = "appointments", "contacts", "companies", "deals"
-OBJECT_TYPES = {
-    "appointments": APPOINTMENTS, "appointment": APPOINTMENTS, "0-421": APPOINTMENTS,
-    "contacts": CONTACTS, "contact": CONTACTS, "0-1": CONTACTS,
-    "companies": COMPANIES, "company": COMPANIES, "0-2": COMPANIES,
-    "deals": DEALS, "deal": DEALS, "0-3": DEALS,
-}
-TYPE_IDS = {APPOINTMENTS: "0-421", CONTACTS: "0-1", COMPANIES: "0-2", DEALS: "0-3"}
-ID_BASE = {APPOINTMENTS: 100_000, CONTACTS: 9_000_000, COMPANIES: 8_000_000, DEALS: 7_000_000}
-UNIQUE_PROPERTY = "external_appointment_id"
-_SEEDED_KEY = re.compile(r"^EXT-(\d{6,})$")
+SEED_SOURCE = "simulator-seed"
+# (moment in epoch ms, sourceType, sourceId, the values that write set; "" clears a value)
+WriteEvent = tuple[int, str, str, dict[str, str]]
+Links = dict[str, dict[int, set[int]]]  # to object type -> {to id: {association type ids}}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Record:
+    """One CRM record.
+
+    :param id: record id (``hs_object_id``).
+    :param schema: its object type.
+    :param properties: current values (the read-only system properties are derived, not stored).
+    :param created_ms: creation moment.
+    :param updated_ms: last modification moment (``hs_lastmodifieddate``, ``updatedAt``).
+    :param archived_ms: when it went to the recycling bin; None while active.
+    :param events: every write, oldest first; None until loaded by `write_events`.
+    :param loader: produces `events` for seeded records, whose history is generated on demand.
+    """
+
     id: int
-    object_type: str
+    schema: ObjectSchema
     properties: dict[str, str]
     created_ms: int
     updated_ms: int
     archived_ms: int | None = None
-    # property -> [(value, timestamp_ms, sourceType)], oldest first
-    history: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
+    events: list[WriteEvent] | None = field(default_factory=list)
+    loader: Callable[[], list[WriteEvent]] | None = None
+
+    @property
+    def object_type(self) -> str:
+        return self.schema.name
 
     @property
     def archived(self) -> bool:
         return self.archived_ms is not None
 
     def value(self, name: str) -> str | None:
+        """A property's current value as HubSpot returns it, system properties included."""
         if name == "hs_object_id":
             return str(self.id)
-        if name == "hs_createdate":
+        if name == self.schema.created_property:
             return iso_ms(self.created_ms)
-        if name == "hs_lastmodifieddate":
+        if name == self.schema.modified_property:
             return iso_ms(self.updated_ms)
         return self.properties.get(name)
 
+    def write_events(self) -> list[WriteEvent]:
+        if self.events is None:
+            assert self.loader is not None
+            self.events, self.loader = self.loader(), None
+        return self.events
+
     def history_of(self, name: str) -> list[dict]:
         """HubSpot's `propertiesWithHistory` entries for one property, newest first."""
-        entries = self.history.get(name)
-        if not entries:
-            current = self.value(name)
-            entries = [] if current is None else [(current, self.created_ms, "API")]
-        return [
-            {"value": value, "timestamp": iso_ms(ts), "sourceType": source, "sourceId": "simulator"}
-            for value, ts, source in reversed(entries)
-        ]
+        events = self.write_events()
+        if name == self.schema.modified_property:
+            entries = [(iso_ms(moment), moment, source, source_id) for moment, source, source_id, _ in events]
+        elif name in ("hs_object_id", self.schema.created_property):
+            moment, source, source_id, _ = events[0] if events else (self.created_ms, "API", SEED_SOURCE, {})
+            entries = [(self.value(name) or "", moment, source, source_id)]
+        else:
+            entries = [(values[name], moment, source, source_id)
+                       for moment, source, source_id, values in events if name in values]
+        return [{"value": value, "timestamp": iso_ms(moment), "sourceType": source, "sourceId": source_id}
+                for value, moment, source, source_id in reversed(entries)]
 
 
 class Store:
-    """All CRM state of one simulator."""
+    """All CRM state of one simulator.
 
-    def __init__(self, seed: int = 7, seed_appointments: int = 0, origin_ms: int | None = None) -> None:
+    :param seed: seed of the generated records.
+    :param counts: seeded records per object type (see `seed.default_counts`).
+    :param origin_ms: the clock origin seeded history ends at; default: midnight UTC today.
+    """
+
+    def __init__(self, seed: int = 7, counts: dict[str, int] | None = None, origin_ms: int | None = None) -> None:
         self.lock = threading.RLock()
-        self.reset(seed, seed_appointments, origin_ms)
+        self.reset(seed, counts, origin_ms)
 
-    def reset(self, seed: int, seed_appointments: int, origin_ms: int | None = None) -> None:
+    def reset(self, seed: int, counts: dict[str, int] | None = None, origin_ms: int | None = None) -> None:
+        """Forget every write and re-seed."""
         with self.lock:
+            now = int(time.time() * 1000)
             self.seed = seed
-            self.origin_ms = origin_ms if origin_ms is not None else int(time.time() * 1000)
-            self.seeded = {
-                APPOINTMENTS: seed_appointments,
-                CONTACTS: seeding.contact_count(seed_appointments),
-                COMPANIES: 25,
-                DEALS: 25,
-            }
-            self.written: dict[str, dict[int, Record]] = {kind: {} for kind in ID_BASE}
-            self.deleted: dict[str, set[int]] = {kind: set() for kind in ID_BASE}
-            self.next_id = {kind: ID_BASE[kind] + self.seeded[kind] + 1 for kind in ID_BASE}
-            self.unique_index: dict[str, int] = {}
-            # (object type, id) -> {to type: {to id: {association type ids}}}, for records whose
-            # associations were written; seeded ones are derived until then.
-            self.associations: dict[tuple[str, int], dict[str, dict[int, set[int]]]] = {}
+            self.origin_ms = origin_ms if origin_ms is not None else now - now % DAY_MS
+            self.tables = seeding.generate(seed, counts or seeding.default_counts(0), self.origin_ms)
+            self.records: dict[str, dict[int, Record]] = {kind: {} for kind in SCHEMAS}
+            self.shadowed = {kind: np.zeros(table.size, dtype=bool) for kind, table in self.tables.items()}
+            self.created_ids: dict[str, list[int]] = {kind: [] for kind in SCHEMAS}
+            self.archived_ids: dict[str, set[int]] = {kind: set() for kind in SCHEMAS}
+            self.next_id = {kind: table.id_base + table.size + 1 for kind, table in self.tables.items()}
+            self.unique_index: dict[tuple[str, str], dict[str, int]] = {
+                (kind, name): {} for kind, schema in SCHEMAS.items() for name in schema.unique_properties}
+            self.links: dict[tuple[str, int], Links] = {}
+            self._reverse_index: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             self._last_ms = 0
 
-    # -- clock ---------------------------------------------------------------------------------
+    # -- clock -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
-        """Strictly increasing milliseconds, so every write has its own hs_lastmodifieddate."""
-        now = max(int(time.time() * 1000), self._last_ms + 1)
-        self._last_ms = now
-        return now
+        """The store's clock: wall time in epoch milliseconds, never going backwards."""
+        with self.lock:
+            self._last_ms = max(int(time.time() * 1000), self._last_ms)
+            return self._last_ms
 
-    # -- reading -------------------------------------------------------------------------------
-    def _seeded_record(self, kind: str, record_id: int) -> Record | None:
-        index = record_id - ID_BASE[kind]
-        if not 1 <= index <= self.seeded[kind] or record_id in self.deleted[kind]:
-            return None
-        make = {
-            APPOINTMENTS: seeding.appointment, CONTACTS: seeding.contact,
-            COMPANIES: seeding.company, DEALS: seeding.deal,
-        }[kind]
-        made = make(self.seed, index, self.origin_ms)
-        return Record(record_id, kind, dict(made.properties), made.created_ms, made.updated_ms)
+    # -- reading ---------------------------------------------------------------------------------
+    def _view(self, kind: str, row: int) -> Record:
+        table = self.tables[kind]
+        record_id = table.id_base + row + 1
+
+        def load() -> list[WriteEvent]:
+            return [(moment, "API", SEED_SOURCE, values) for moment, values in table.history(row)]
+
+        return Record(record_id, SCHEMAS[kind], table.properties(row), int(table.created_ms[row]),
+                      int(table.updated_ms[row]), events=None, loader=load)
 
     def get(self, kind: str, record_id: int) -> Record | None:
-        """A record whether archived or not; None if it never existed or was GDPR-deleted."""
-        record = self.written[kind].get(record_id)
-        if record is not None:
-            return record
-        return self._seeded_record(kind, record_id)
+        """A record, archived or not; None if it never existed or was GDPR-deleted.
 
-    def materialize(self, record: Record) -> Record:
-        """Make a (possibly generated) record writable in place."""
-        if record.id not in self.written[record.object_type]:
-            self.written[record.object_type][record.id] = record
-            if record.object_type == APPOINTMENTS and UNIQUE_PROPERTY in record.properties:
-                self.unique_index[record.properties[UNIQUE_PROPERTY]] = record.id
-        return record
+        A seeded record that was never written is a fresh view: call `materialize` before changing it.
+        """
+        with self.lock:
+            record = self.records[kind].get(record_id)
+            if record is not None:
+                return record
+            row = self.tables[kind].row_of(record_id)
+            if row is None or self.shadowed[kind][row]:
+                return None
+            return self._view(kind, row)
 
-    def iter_records(self, kind: str, after_id: int = 0) -> Iterator[Record]:
-        """Every record (archived included) in ascending id order, starting at `after_id`."""
-        first_seeded = ID_BASE[kind] + 1
-        last_seeded = ID_BASE[kind] + self.seeded[kind]
-        for record_id in range(max(first_seeded, after_id), last_seeded + 1):
+    def is_active(self, kind: str, record_id: int) -> bool:
+        """Whether a record exists and is not archived (cheaper than `get`)."""
+        with self.lock:
+            record = self.records[kind].get(record_id)
+            if record is not None:
+                return not record.archived
+            row = self.tables[kind].row_of(record_id)
+            return row is not None and not self.shadowed[kind][row]
+
+    def iter_ids(self, kind: str, after_id: int = 0, archived: bool | None = None) -> Iterator[int]:
+        """Record ids in ascending order from `after_id` on: all, or only (non-)archived records.
+
+        Generators here take no lock (a half-consumed one must not hold it) and iterate over copies,
+        so concurrent writes cannot break them; hold `lock` around them for a consistent view.
+        """
+        records = self.records[kind]
+        if archived:
+            for record_id in sorted(self.archived_ids[kind].copy()):
+                if record_id >= after_id and record_id in records:
+                    yield record_id
+            return
+        table, shadowed = self.tables[kind], self.shadowed[kind]
+        for row in range(max(0, after_id - table.id_base - 1), table.size):
+            if shadowed[row]:  # written or purged: the stored record decides
+                record = records.get(table.id_base + row + 1)
+                if record is None or (archived is False and record.archived):
+                    continue
+            yield table.id_base + row + 1
+        created = self.created_ids[kind]
+        for record_id in created[bisect_left(created, after_id):]:
+            record = records.get(record_id)
+            if record is not None and not (archived is False and record.archived):
+                yield record_id
+
+    def iter_records(self, kind: str, after_id: int = 0, archived: bool | None = None) -> Iterator[Record]:
+        """The records of `iter_ids`."""
+        for record_id in self.iter_ids(kind, after_id, archived):
             record = self.get(kind, record_id)
             if record is not None:
                 yield record
-        for record_id in sorted(key for key in self.written[kind] if key > last_seeded and key >= after_id):
-            yield self.written[kind][record_id]
-
-    def find_unique(self, value: str) -> Record | None:
-        """The appointment holding a unique `external_appointment_id` value (archived included)."""
-        record_id = self.unique_index.get(value)
-        if record_id is None:
-            match = _SEEDED_KEY.match(value)
-            if not match:
-                return None
-            record_id = ID_BASE[APPOINTMENTS] + int(match.group(1))
-        record = self.get(APPOINTMENTS, record_id)
-        if record is None or record.properties.get(UNIQUE_PROPERTY) != value:
-            return None
-        return record
-
-    def find_by_property(self, kind: str, name: str, value: str) -> Record | None:
-        if name in ("hs_object_id", "id"):
-            return self.get(kind, int(value)) if value.isdigit() else None
-        if kind == APPOINTMENTS and name == UNIQUE_PROPERTY:
-            return self.find_unique(value)
-        return None
-
-    # -- writing -------------------------------------------------------------------------------
-    def create(self, kind: str, properties: dict[str, str], source: str = "API") -> Record:
-        now = self.now_ms()
-        record_id = self.next_id[kind]
-        self.next_id[kind] += 1
-        values = {name: value for name, value in properties.items() if value != ""}
-        record = Record(record_id, kind, values, now, now)
-        record.history = {name: [(value, now, source)] for name, value in values.items()}
-        self.written[kind][record_id] = record
-        if kind == APPOINTMENTS and UNIQUE_PROPERTY in values:
-            self.unique_index[values[UNIQUE_PROPERTY]] = record_id
-        return record
-
-    def update(self, record: Record, properties: dict[str, str], source: str = "API") -> Record:
-        record = self.materialize(record)
-        now = self.now_ms()
-        for name, value in properties.items():
-            if record.object_type == APPOINTMENTS and name == UNIQUE_PROPERTY:
-                old = record.properties.get(name)
-                if old is not None and self.unique_index.get(old) == record.id:
-                    del self.unique_index[old]
-                if value:
-                    self.unique_index[value] = record.id
-            history = record.history.setdefault(name, [])
-            if not history and name in record.properties:
-                history.append((record.properties[name], record.created_ms, "API"))
-            history.append((value, now, source))
-            if value == "":
-                record.properties.pop(name, None)
-            else:
-                record.properties[name] = value
-        record.updated_ms = now
-        return record
-
-    def archive(self, record: Record) -> None:
-        record = self.materialize(record)
-        if record.archived_ms is None:
-            record.archived_ms = self.now_ms()
-            record.updated_ms = record.archived_ms
-
-    def restore(self, record: Record) -> Record:
-        """Bring a record back from the recycling bin (HubSpot restores within 90 days)."""
-        record = self.materialize(record)
-        record.archived_ms = None
-        record.updated_ms = self.now_ms()
-        return record
-
-    def purge(self, record: Record) -> None:
-        """GDPR delete: gone for good, its unique value free again."""
-        self.written[record.object_type].pop(record.id, None)
-        self.deleted[record.object_type].add(record.id)
-        self.associations.pop((record.object_type, record.id), None)
-        value = record.properties.get(UNIQUE_PROPERTY)
-        if value is not None and self.unique_index.get(value) == record.id:
-            del self.unique_index[value]
-
-    # -- associations --------------------------------------------------------------------------
-    def associations_of(self, kind: str, record_id: int) -> dict[str, dict[int, set[int]]]:
-        stored = self.associations.get((kind, record_id))
-        if stored is not None:
-            return stored
-        if kind == APPOINTMENTS and 1 <= record_id - ID_BASE[APPOINTMENTS] <= self.seeded[APPOINTMENTS]:
-            contact = seeding.associated_contact(record_id - ID_BASE[APPOINTMENTS], self.seeded[CONTACTS])
-            if contact is not None:
-                return {CONTACTS: {ID_BASE[CONTACTS] + 1 + contact: {906}}}
-        return {}
-
-    def associate(self, kind: str, record_id: int, to_kind: str, to_id: int, type_ids: set[int]) -> None:
-        current = self.associations.get((kind, record_id))
-        if current is None:
-            current = {to: {target: set(types) for target, types in targets.items()}
-                       for to, targets in self.associations_of(kind, record_id).items()}
-            self.associations[(kind, record_id)] = current
-        current.setdefault(to_kind, {}).setdefault(to_id, set()).update(type_ids)
-
-    def dissociate(self, kind: str, record_id: int, to_kind: str, to_id: int) -> None:
-        self.associate(kind, record_id, to_kind, to_id, set())
-        self.associations[(kind, record_id)][to_kind].pop(to_id, None)
-
-    # -- summaries for tests and the admin API ---------------------------------------------------
-    def counts(self) -> dict[str, dict[str, int]]:
-        result = {}
-        for kind in ID_BASE:
-            active = archived = 0
-            for record in self.iter_records(kind):
-                if record.archived:
-                    archived += 1
-                else:
-                    active += 1
-            result[kind] = {"active": active, "archived": archived}
-        return result
 
     def appointments(self, include_archived: bool = True) -> list[Record]:
-        return [r for r in self.iter_records(APPOINTMENTS) if include_archived or not r.archived]
+        """Every appointment (for assertions in tests)."""
+        with self.lock:
+            return list(self.iter_records(APPOINTMENTS, archived=None if include_archived else False))
+
+    def find_unique(self, kind: str, name: str, value: str) -> Record | None:
+        """The record (archived included) holding `value` in the unique property `name`."""
+        with self.lock:
+            if name == "hs_object_id":
+                return self.get(kind, int(value)) if value.isdigit() else None
+            record_id = self.unique_index.get((kind, name), {}).get(value)
+            if record_id is not None:
+                return self.records[kind][record_id]
+            column = self.tables[kind].columns.get(name)
+            row = column.invert(value) if column is not None and column.invert is not None else None
+            if row is None or self.shadowed[kind][row]:
+                return None
+            return self._view(kind, row)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Active and archived records per object type."""
+        with self.lock:
+            result = {}
+            for kind, table in self.tables.items():
+                archived = len(self.archived_ids[kind])
+                result[kind] = {"active": table.size - int(self.shadowed[kind].sum()) + len(self.records[kind])
+                                - archived, "archived": archived}
+            return result
+
+    # -- writing ---------------------------------------------------------------------------------
+    def materialize(self, record: Record) -> Record:
+        """Make a record writable in place (a seeded view becomes a stored record)."""
+        with self.lock:
+            kind = record.object_type
+            if record.id in self.records[kind]:
+                return self.records[kind][record.id]
+            record.write_events()
+            self.records[kind][record.id] = record
+            row = self.tables[kind].row_of(record.id)
+            if row is not None:
+                self.shadowed[kind][row] = True
+            for name in record.schema.unique_properties:
+                if record.properties.get(name):
+                    self.unique_index[(kind, name)][record.properties[name]] = record.id
+            return record
+
+    def create(self, kind: str, properties: dict[str, str], at_ms: int, source_id: str) -> Record:
+        """A new record with the (already validated) values."""
+        with self.lock:
+            values = {name: value for name, value in properties.items() if value != ""}
+            record = Record(self.next_id[kind], SCHEMAS[kind], values, at_ms, at_ms,
+                            events=[(at_ms, "API", source_id, dict(values))])
+            self.next_id[kind] += 1
+            self.records[kind][record.id] = record
+            self.created_ids[kind].append(record.id)
+            self._index(record, values)
+            return record
+
+    def update(self, record: Record, properties: dict[str, str], at_ms: int, source_id: str) -> Record:
+        """Set (validated) values; ``""`` clears one. Only real changes count: writing the values a
+        record already has leaves ``hs_lastmodifieddate`` and the history alone."""
+        with self.lock:
+            record = self.materialize(record)
+            changes = {name: value for name, value in properties.items() if record.properties.get(name, "") != value}
+            if not changes:
+                return record
+            for name, value in changes.items():
+                previous = record.properties.pop(name, None)
+                if previous is not None and (record.object_type, name) in self.unique_index:
+                    self.unique_index[(record.object_type, name)].pop(previous, None)
+                if value != "":
+                    record.properties[name] = value
+            self._index(record, changes)
+            record.write_events().append((at_ms, "API", source_id, changes))
+            record.updated_ms = max(record.updated_ms, at_ms)
+            return record
+
+    def _index(self, record: Record, values: dict[str, str]) -> None:
+        for name in record.schema.unique_properties:
+            if values.get(name):
+                self.unique_index[(record.object_type, name)][values[name]] = record.id
+
+    def archive(self, record: Record, at_ms: int | None = None) -> Record:
+        """Move a record to the recycling bin (no-op if it is there already)."""
+        with self.lock:
+            record = self.materialize(record)
+            if record.archived_ms is None:
+                record.archived_ms = at_ms if at_ms is not None else self.now_ms()
+                record.updated_ms = max(record.updated_ms, record.archived_ms)
+                self.archived_ids[record.object_type].add(record.id)
+            return record
+
+    def restore(self, record: Record, at_ms: int) -> Record:
+        """Bring a record back from the recycling bin, same id and values."""
+        with self.lock:
+            record = self.materialize(record)
+            record.archived_ms = None
+            record.updated_ms = max(record.updated_ms, at_ms)
+            self.archived_ids[record.object_type].discard(record.id)
+            return record
+
+    def purge(self, record: Record) -> None:
+        """GDPR delete: the record, its history and its associations are gone for good."""
+        with self.lock:
+            kind = record.object_type
+            for to_kind, targets in self._writable_links(kind, record.id).items():
+                for to_id in targets:
+                    self.links[(to_kind, to_id)].get(kind, {}).pop(record.id, None)
+            self.links.pop((kind, record.id), None)
+            stored = self.records[kind].pop(record.id, None) or record
+            for name in record.schema.unique_properties:
+                value = stored.properties.get(name)
+                if value and self.unique_index[(kind, name)].get(value) == record.id:
+                    del self.unique_index[(kind, name)][value]
+            row = self.tables[kind].row_of(record.id)
+            if row is not None:
+                self.shadowed[kind][row] = True
+            self.archived_ids[kind].discard(record.id)
+
+    # -- associations ----------------------------------------------------------------------------
+    def associations_of(self, kind: str, record_id: int) -> Links:
+        """Every association of a record (targets may be archived); do not modify the result."""
+        with self.lock:
+            links = self.links.get((kind, record_id))
+            return links if links is not None else self._seeded_links(kind, record_id)
+
+    def associate(self, kind: str, record_id: int, to_kind: str, to_id: int, type_ids: set[int]) -> None:
+        """Add association types between two records, in both directions."""
+        with self.lock:
+            forward = self._writable_links(kind, record_id)
+            backward = self._writable_links(to_kind, to_id)
+            forward.setdefault(to_kind, {}).setdefault(to_id, set()).update(type_ids)
+            backward.setdefault(kind, {}).setdefault(record_id, set()).update(
+                ASSOCIATION_TYPES[type_id].inverse_id for type_id in type_ids)
+
+    def dissociate(self, kind: str, record_id: int, to_kind: str, to_id: int, type_ids: set[int] | None = None) -> None:
+        """Remove association types (all of them when `type_ids` is None) between two records."""
+        with self.lock:
+            inverse = None if type_ids is None else {ASSOCIATION_TYPES[t].inverse_id for t in type_ids}
+            for (a_kind, a_id), (b_kind, b_id), types in (((kind, record_id), (to_kind, to_id), type_ids),
+                                                           ((to_kind, to_id), (kind, record_id), inverse)):
+                targets = self._writable_links(a_kind, a_id).get(b_kind, {})
+                remaining = set() if types is None else targets.get(b_id, set()) - types
+                if remaining:
+                    targets[b_id] = remaining
+                else:
+                    targets.pop(b_id, None)
+
+    def _writable_links(self, kind: str, record_id: int) -> Links:
+        """A record's links as stored overlay, created from the seeded links on first write.
+
+        Its seeded neighbours get their own overlay first, so they keep seeing it afterwards.
+        """
+        key = (kind, record_id)
+        links = self.links.get(key)
+        if links is None:
+            seeded = self._seeded_links(kind, record_id)
+            for to_kind, targets in seeded.items():
+                for to_id in targets:
+                    neighbour = (to_kind, to_id)
+                    if neighbour not in self.links:
+                        self.links[neighbour] = _copy(self._seeded_links(to_kind, to_id))
+            links = self.links[key] = _copy(seeded)
+        return links
+
+    def _seeded_links(self, kind: str, record_id: int) -> Links:
+        table = self.tables[kind]
+        row = table.row_of(record_id)
+        if row is None:
+            return {}
+        result: Links = {}
+        for to_kind, (targets, type_id) in table.links.items():
+            target = int(targets[row])
+            if target >= 0:
+                result.setdefault(to_kind, {})[self.tables[to_kind].id_base + target + 1] = {type_id}
+        for from_kind, from_table in self.tables.items():
+            if kind not in from_table.links:
+                continue
+            inverse = ASSOCIATION_TYPES[from_table.links[kind][1]].inverse_id
+            for from_row in self._rows_linking(from_kind, kind, row):
+                result.setdefault(from_kind, {})[from_table.id_base + int(from_row) + 1] = {inverse}
+        return result
+
+    def _rows_linking(self, from_kind: str, to_kind: str, to_row: int) -> np.ndarray:
+        """Seeded rows of `from_kind` linked to row `to_row` of `to_kind` (index built once)."""
+        index = self._reverse_index.get((from_kind, to_kind))
+        if index is None:
+            targets = self.tables[from_kind].links[to_kind][0]
+            order = np.argsort(targets, kind="stable")
+            index = self._reverse_index[(from_kind, to_kind)] = (order, targets[order])
+        order, sorted_targets = index
+        return order[np.searchsorted(sorted_targets, to_row, "left"):np.searchsorted(sorted_targets, to_row, "right")]
+
+
+def _copy(links: Links) -> Links:
+    return {kind: {target: set(types) for target, types in targets.items()} for kind, targets in links.items()}

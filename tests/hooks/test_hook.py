@@ -100,7 +100,7 @@ def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeyp
     assert [(o.succeeded, o.new) for o in upserted.outcomes] == [(True, False), (True, True), (False, None)]
     whole = hook.batch_upsert([{"id": "D", "properties": {"hs_appointment_name": "x"}}, {"id": "D", "properties": {}}],
                               id_property="external_appointment_id")
-    assert whole.failed == 2 and {o.message for o in whole.outcomes} == {"Duplicate IDs found in batch input: D"}
+    assert whole.failed == 2 and {o.message for o in whole.outcomes} == {"Duplicate IDs found in batch input: [D]. IDs must be unique"}
 
     archived = hook.batch_archive(["100003", "100004"])
     assert archived.succeeded == 2 and sim.store.get("appointments", 100003).archived
@@ -150,7 +150,7 @@ def test_oauth_refresh_expiry_mid_run_and_revoked_token(hubspot_simulator_factor
     sim.expire_oauth_tokens()
     with pytest.raises(HubSpotAuthenticationError, match="re-authorize"):
         hook.get_appointment("100001")
-    assert sim.stats()["by_route"]["POST /oauth/token"] == 3  # no retry loop
+    assert sim.stats()["by_route"]["POST /oauth/{oauth_version}/token"] == 3  # no retry loop
 
 
 def test_secrets_never_reach_logs_exceptions_or_reprs(hubspot_simulator_factory, monkeypatch, caplog, capsys):
