@@ -25,6 +25,7 @@ from airflow_provider_appointments.simulator.config import SimulatorConfig
 from airflow_provider_appointments.simulator.errors import HubSpotHTTPError, new_correlation_id, validation_error
 from airflow_provider_appointments.simulator.faults import BEFORE_APPLY, PROXY_PAGE, FaultInjector, reset_connection, truncate
 from airflow_provider_appointments.simulator.objects import ObjectsAPI
+from airflow_provider_appointments.simulator.properties_api import PropertiesAPI
 from airflow_provider_appointments.simulator.properties import iso_ms
 from airflow_provider_appointments.simulator.ratelimit import RateLimiter, rate_limit_error
 from airflow_provider_appointments.simulator.routing import Call, Reply, Route, Router
@@ -116,7 +117,7 @@ class SimulatorState:
             body: dict[str, Any] = {"counts": store.counts(), "clock_origin": iso_ms(store.origin_ms),
                                     "now": iso_ms(store.now_ms())}
             if include_appointments:
-                names = list(object_schema(APPOINTMENTS).properties)
+                names = list(store.schema(APPOINTMENTS).properties)
                 body["appointments"] = [
                     {**record_body(record, names),
                      "associations": {kind: sorted(str(i) for i, types in targets.items() if types)
@@ -140,7 +141,7 @@ class SimulatorApp:
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
-        self.router = Router(api_routes(ObjectsAPI(state.store), AssociationsAPI(state.store))
+        self.router = Router(api_routes(ObjectsAPI(state.store), AssociationsAPI(state.store), PropertiesAPI(state.store))
                              + self._own_routes())
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -317,7 +318,7 @@ def _batch_access(operation: str) -> str:
     return "read" if operation == "read" else "write"
 
 
-def api_routes(objects: ObjectsAPI, associations: AssociationsAPI) -> list[Route]:
+def api_routes(objects: ObjectsAPI, associations: AssociationsAPI, properties: PropertiesAPI) -> list[Route]:
     """Every HubSpot endpoint the simulator serves, under each path spelling."""
     read, write = _scopes("read"), _scopes("write")
     object_routes: list[tuple[str, str, Callable[[Call], Reply], Any, str]] = [
@@ -357,27 +358,14 @@ def api_routes(objects: ObjectsAPI, associations: AssociationsAPI) -> list[Route
             routes.append(Route("POST", f"{prefix}/batch/{operation}", handler, version=version,
                                 scopes=_scopes(_batch_access(operation), "from_type")))
     for prefix in ("/crm/properties/{version}/{object_type}", "/crm/v3/properties/{object_type}"):
-        routes.append(Route("GET", prefix, _list_properties, scopes=_scopes("read", schemas=True)))
-        routes.append(Route("GET", prefix + "/{property_name}", _get_property, scopes=_scopes("read", schemas=True)))
+        routes.append(Route("GET", prefix, properties.list, scopes=_scopes("read", schemas=True)))
+        routes.append(Route("POST", prefix, properties.create, scopes=_schema_write))
+        routes.append(Route("GET", prefix + "/{property_name}", properties.read, scopes=_scopes("read", schemas=True)))
     return routes
 
 
-def _list_properties(call: Call) -> Reply:
-    schema = object_schema(call.params["object_type"])
-    wanted = call.query_list("properties")
-    definitions = [] if call.flag("archived") else [d for d in schema.properties.values()
-                                                     if wanted is None or d.name in wanted]
-    return Reply(200, {"results": [definition.as_api() for definition in definitions]})
-
-
-def _get_property(call: Call) -> Reply:
-    schema = object_schema(call.params["object_type"])
-    definition = schema.properties.get(call.params["property_name"])
-    if definition is None:
-        raise HubSpotHTTPError(404, "OBJECT_NOT_FOUND",
-                               f"Unable to find property {call.params['property_name']} for object type {schema.name}",
-                               context={"propertyName": [call.params["property_name"]]})
-    return Reply(200, definition.as_api())
+def _schema_write(call: Call) -> tuple[str, ...]:
+    return (f"crm.schemas.{object_schema(call.params['object_type']).name}.write",)
 
 
 # -- plumbing ------------------------------------------------------------------------------------

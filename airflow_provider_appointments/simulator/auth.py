@@ -18,7 +18,8 @@ from airflow_provider_appointments.simulator.properties import iso_ms
 from airflow_provider_appointments.simulator.schema import SCHEMAS
 
 ALL_SCOPES = tuple(sorted({f"crm.objects.{kind}.{access}" for kind in SCHEMAS for access in ("read", "write")}
-                          | {f"crm.schemas.{kind}.read" for kind in SCHEMAS} | {"oauth"}))
+                          | {f"crm.schemas.{kind}.{access}" for kind in SCHEMAS for access in ("read", "write")}
+                          | {"oauth"}))
 INVALID_AUTHENTICATION_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more "
     "details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"

@@ -32,7 +32,7 @@ from airflow_provider_appointments.simulator.errors import (
 )
 from airflow_provider_appointments.simulator.properties import InvalidPropertyValue, normalize
 from airflow_provider_appointments.simulator.routing import Call, Reply
-from airflow_provider_appointments.simulator.schema import ObjectSchema, association_for_spec, object_schema
+from airflow_provider_appointments.simulator.schema import ObjectSchema, association_for_spec
 from airflow_provider_appointments.simulator.shapes import associations_body, batch_body, now_iso, record_body
 from airflow_provider_appointments.simulator.store import Record, Store
 
@@ -65,7 +65,7 @@ class ObjectsAPI:
 
     # -- one record ------------------------------------------------------------------------------
     def list(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         history = call.query_list("propertiesWithHistory")
         limit = min(_positive(call.query.get("limit", str(LIST_DEFAULT)), "limit"),
                     LIST_LIMIT_WITH_HISTORY if history else LIST_LIMIT)
@@ -90,7 +90,7 @@ class ObjectsAPI:
         return Reply(200, body)
 
     def read(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         raw = call.params["object_id"]
         record = self._lookup(schema, raw, call.query.get("idProperty"))
         if record is None or record.archived != call.flag("archived"):
@@ -99,14 +99,14 @@ class ObjectsAPI:
                                           call.query_list("associations")))
 
     def create(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         if not isinstance(call.body, dict):
             raise validation_error("The request body must be a JSON object with properties.")
         record, _ = self._create(schema, call.body, self.store.now_ms(), call.source_id)
         return Reply(201, record_body(record, list(call.body.get("properties") or {})))
 
     def update(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         raw = call.params["object_id"]
         record = self._lookup(schema, raw, call.query.get("idProperty"))
         if record is None or record.archived:
@@ -119,7 +119,7 @@ class ObjectsAPI:
         return Reply(200, record_body(record, list(values)))
 
     def archive(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         found = record_id(call.params["object_id"])
         record = self.store.get(schema.name, found) if found is not None else None
         if record is not None:
@@ -127,7 +127,7 @@ class ObjectsAPI:
         return Reply(204)
 
     def gdpr_delete(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         body = call.body if isinstance(call.body, dict) else {}
         if not body.get("objectId"):
             raise validation_error("objectId is required.", context={"objectId": [""]})
@@ -139,7 +139,7 @@ class ObjectsAPI:
         return Reply(204)
 
     def search(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         request = searching.parse_request(schema, call.body, len(call.raw_body))
         total, records = searching.run(self.store, schema, request)
         body: dict[str, Any] = {"total": total, "results": [record_body(r, request.properties) for r in records]}
@@ -149,7 +149,7 @@ class ObjectsAPI:
 
     # -- batches ---------------------------------------------------------------------------------
     def batch_create(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         inputs = batch_inputs(call.body)
         started, at = now_iso(), self.store.now_ms()
         traces = [item.get("objectWriteTraceId") if isinstance(item, dict) else None for item in inputs]
@@ -170,7 +170,7 @@ class ObjectsAPI:
         return Reply(207 if errors else 201, batch_body(results, errors, started))
 
     def batch_read(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         inputs = batch_inputs(call.body)
         id_property = call.body.get("idProperty")
         keys = [str(item.get("id", "")) if isinstance(item, dict) else "" for item in inputs]
@@ -191,7 +191,7 @@ class ObjectsAPI:
         return Reply(207 if errors else 200, batch_body(results, errors, now_iso()))
 
     def batch_update(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         inputs = batch_inputs(call.body)
         started, at = now_iso(), self.store.now_ms()
         _reject_duplicates([f"{_field(item, 'idProperty')}:{_field(item, 'id')}" for item in inputs],
@@ -220,7 +220,7 @@ class ObjectsAPI:
         return Reply(207 if errors else 200, batch_body(results, errors, started))
 
     def batch_upsert(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         inputs = batch_inputs(call.body)
         started, at = now_iso(), self.store.now_ms()
         default_property = call.query.get("idProperty")
@@ -244,7 +244,7 @@ class ObjectsAPI:
         return Reply(207 if errors else 200, batch_body(results, errors, started))
 
     def batch_archive(self, call: Call) -> Reply:
-        schema = object_schema(call.params["object_type"])
+        schema = self.store.schema(call.params["object_type"])
         at = self.store.now_ms()
         for item in batch_inputs(call.body):
             found = record_id(_field(item, "id"))

@@ -19,13 +19,13 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from airflow_provider_appointments.simulator import seed as seeding
-from airflow_provider_appointments.simulator.properties import DAY_MS, iso_ms
-from airflow_provider_appointments.simulator.schema import APPOINTMENTS, ASSOCIATION_TYPES, SCHEMAS, ObjectSchema
+from airflow_provider_appointments.simulator.properties import DAY_MS, PropertyDefinition, iso_ms
+from airflow_provider_appointments.simulator.schema import APPOINTMENTS, ASSOCIATION_TYPES, SCHEMAS, ObjectSchema, object_schema
 
 SEED_SOURCE = "simulator-seed"
 # (moment in epoch ms, sourceType, sourceId, the values that write set; "" clears a value)
@@ -114,6 +114,8 @@ class Store:
             self.seed = seed
             self.origin_ms = origin_ms if origin_ms is not None else now - now % DAY_MS
             self.tables = seeding.generate(seed, counts or seeding.default_counts(0), self.origin_ms)
+            # Each store has its own copy of the schema: properties created through the API land here.
+            self.schemas = {kind: replace(schema, properties=dict(schema.properties)) for kind, schema in SCHEMAS.items()}
             self.records: dict[str, dict[int, Record]] = {kind: {} for kind in SCHEMAS}
             self.shadowed = {kind: np.zeros(table.size, dtype=bool) for kind, table in self.tables.items()}
             self.created_ids: dict[str, list[int]] = {kind: [] for kind in SCHEMAS}
@@ -124,6 +126,18 @@ class Store:
             self.links: dict[tuple[str, int], Links] = {}
             self._reverse_index: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             self._last_ms = 0
+
+    # -- schema ----------------------------------------------------------------------------------
+    def schema(self, name: str) -> ObjectSchema:
+        """This account's schema of the object type a path names, with the properties created in it."""
+        return self.schemas[object_schema(name).name]
+
+    def add_property(self, kind: str, definition: PropertyDefinition) -> None:
+        """A new (custom) property; unique ones get an index of their own."""
+        with self.lock:
+            self.schemas[kind].properties[definition.name] = definition
+            if definition.has_unique_value:
+                self.unique_index.setdefault((kind, definition.name), {})
 
     # -- clock -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -140,7 +154,7 @@ class Store:
         def load() -> list[WriteEvent]:
             return [(moment, "API", SEED_SOURCE, values) for moment, values in table.history(row)]
 
-        return Record(record_id, SCHEMAS[kind], table.properties(row), int(table.created_ms[row]),
+        return Record(record_id, self.schemas[kind], table.properties(row), int(table.created_ms[row]),
                       int(table.updated_ms[row]), events=None, loader=load)
 
     def get(self, kind: str, record_id: int) -> Record | None:
@@ -248,7 +262,7 @@ class Store:
         """A new record with the (already validated) values."""
         with self.lock:
             values = {name: value for name, value in properties.items() if value != ""}
-            record = Record(self.next_id[kind], SCHEMAS[kind], values, at_ms, at_ms,
+            record = Record(self.next_id[kind], self.schemas[kind], values, at_ms, at_ms,
                             events=[(at_ms, "API", source_id, dict(values))])
             self.next_id[kind] += 1
             self.records[kind][record.id] = record
