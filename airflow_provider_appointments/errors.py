@@ -88,6 +88,16 @@ class HubSpotAmbiguousWriteError(HubSpotTransportError):
     """
 
 
+class HubSpotConnectionError(HubSpotTransportError):
+    """The request never reached HubSpot: the host refused the connection, could not be resolved, or did not
+    answer the connect in time. The message names ``scheme://host:port`` and the likely cause."""
+
+
+class HubSpotTLSError(HubSpotConnectionError):
+    """TLS setup is wrong, so no retry can help: ``https://`` to a server that speaks plain HTTP (or the reverse),
+    a certificate that cannot be verified, or a handshake the server refused."""
+
+
 class HubSpotInputError(HubSpotError, ValueError):
     """Input that is wrong before any request is sent; the message names the row or column and the problem."""
 

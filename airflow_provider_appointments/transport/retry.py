@@ -2,11 +2,78 @@
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
+
+
+class Outcome(enum.Enum):
+    """How a failed attempt ended; this alone decides whether sending it again could apply a write twice."""
+
+    NEVER_SENT = "never sent"  # refused, unresolvable host, connect timeout: nothing reached the server
+    MAYBE_APPLIED = "maybe applied"  # dropped or timed out after sending, a 5xx, an unreadable 2xx
+    REJECTED = "rejected"  # an error answer (4xx): the server refused the request, nothing was applied
+    EXPIRED_TOKEN = "expired token"  # 401 EXPIRED_AUTHENTICATION: refresh the token, then send again
+    MISCONFIGURED = "misconfigured"  # TLS/plain-HTTP mismatch, bad certificate: sending again cannot help
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt, classified once by the transport.
+
+    :param outcome: what the failure means for a replay.
+    :param reason: short and credential-free, for the retry log line and the final error
+        (``HTTP 503``, ``connection refused by http://127.0.0.1:1 ...``).
+    :param status: the HTTP status when the server answered with an error, else None.
+    :param headers: the answer's headers (for ``Retry-After`` and the rate-limit interval).
+    :param body: the answer's parsed JSON body, None when there was none or it did not parse.
+    :param error: what to raise when the attempt is not retried: an exception (an error answer's), or the
+        class to raise with ``reason`` (None: `HubSpotTransportError`).
+    """
+
+    outcome: Outcome
+    reason: str
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    error: Exception | type[Exception] | None = None
+
+
+class Action(enum.Enum):
+    RETRY = "retry"
+    REFRESH = "refresh"
+    RAISE = "raise"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after a failure: retry after ``wait_s`` seconds, refresh the token and resend, or raise.
+
+    :param attempt: attempts so far that count against ``budget``.
+    :param budget: the attempts allowed for this kind of failure (logged as ``attempt n/budget``).
+    :param ambiguous: when raising, the request (a non-idempotent write) may have been applied.
+    """
+
+    action: Action
+    wait_s: float = 0.0
+    attempt: int = 0
+    budget: int = 0
+    ambiguous: bool = False
+
+
+@dataclass
+class Attempts:
+    """What one logical request has been through so far: the transport updates it, the policy reads it."""
+
+    total: int = 0
+    unsent: int = 0
+    refreshed: bool = False
+
+    def record(self, failure: Failure) -> None:
+        self.unsent += failure.outcome is Outcome.NEVER_SENT
 
 
 @dataclass(frozen=True)
@@ -24,6 +91,9 @@ class RetryPolicy:
     :param rate_limit_window_s: the longest wait for a ten-secondly 429 without ``Retry-After``.
     :param search_limit_wait_s: wait for the search per-second limit without ``Retry-After``.
     :param max_retry_after_s: a ``Retry-After`` longer than this is not waited for (the error is raised).
+    :param connect_attempts: attempts in all when the connection cannot be opened (refused, unresolvable host,
+        connect timeout); such failures rarely heal within seconds, so they are reported quickly.
+    :param connect_backoff_s: first wait after such a failure; doubles each time (0.25 + 0.5 s by default).
     """
 
     max_attempts: int = 8
@@ -33,6 +103,45 @@ class RetryPolicy:
     rate_limit_window_s: float = 10.0
     search_limit_wait_s: float = 1.0
     max_retry_after_s: float = 300.0
+    connect_attempts: int = 3
+    connect_backoff_s: float = 0.25
+
+    def decide(
+        self,
+        failure: Failure,
+        attempts: Attempts,
+        *,
+        idempotent: bool,
+        can_refresh: bool = False,
+        rng: random.Random | None = None,
+    ) -> Decision:
+        """Retry (after how long), refresh the token, or raise, after a failed attempt.
+
+        :param attempts: the request's attempts so far, this failure recorded.
+        :param idempotent: False for creates, which are never replayed when they may have been applied.
+        :param can_refresh: the credentials can be refreshed (OAuth).
+        """
+        outcome = failure.outcome
+        if outcome is Outcome.MISCONFIGURED:
+            return Decision(Action.RAISE)
+        if outcome is Outcome.EXPIRED_TOKEN and can_refresh and not attempts.refreshed:
+            # Rejected, so nothing was applied: refresh once and send again.
+            return Decision(Action.REFRESH)
+        if outcome is Outcome.NEVER_SENT:
+            # Always safe to replay, but a refused or unresolvable host is a setup problem: say so quickly.
+            if attempts.unsent >= self.connect_attempts or attempts.total >= self.max_attempts:
+                return Decision(Action.RAISE)
+            wait = self.connect_backoff_s * 2 ** (attempts.unsent - 1)
+            return Decision(Action.RETRY, wait, attempts.unsent, self.connect_attempts)
+        ambiguous = outcome is Outcome.MAYBE_APPLIED and not idempotent
+        if failure.status is not None:
+            wait = self.delay_after_status(attempts.total, failure.status, failure.headers, failure.body,
+                                           idempotent=idempotent, rng=rng)
+        else:
+            wait = self.delay_after_failure(attempts.total, safe=not ambiguous, rng=rng)
+        if wait is None:
+            return Decision(Action.RAISE, ambiguous=ambiguous)
+        return Decision(Action.RETRY, wait, attempts.total, self.max_attempts)
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff for the given (1-based) attempt that just failed."""
