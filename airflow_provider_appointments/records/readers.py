@@ -55,7 +55,7 @@ def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tupl
         if bad:
             raise HubSpotInputError(f"records must be dicts; row {bad[0]} is {type(records[bad[0]]).__name__}")
         for start in range(0, len(records), chunk_rows):
-            yield start, pd.DataFrame.from_records(list(records[start:start + chunk_rows]))
+            yield start, _frame_from_dicts(list(records[start:start + chunk_rows]))
         return
     if isinstance(records, dict) and "path" in records:  # an extract summary from XCom
         records = records["path"]
@@ -63,6 +63,23 @@ def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tupl
         yield from _iter_file(str(records), chunk_rows)
         return
     raise HubSpotInputError(f"records must be a DataFrame, a list of dicts or a file path, not {type(records).__name__}")
+
+
+def _frame_from_dicts(records: list[dict]) -> pd.DataFrame:
+    """pandas turns ints with a gap (None/NaN) into float64, where 12345678901234567890 loses digits:
+    such columns become nullable Int64, or stay Python ints (object) beyond int64. NaN stays missing."""
+    frame = pd.DataFrame.from_records(records)
+    for column in frame.columns:
+        if frame[column].dtype != "float64":
+            continue
+        values = pd.Series([record.get(column) for record in records], dtype=object, index=frame.index)
+        if pd.api.types.infer_dtype(values, skipna=True) != "integer":
+            continue
+        try:
+            frame[column] = values.astype("Int64")
+        except (OverflowError, TypeError, ValueError):
+            frame[column] = values.where(values.notna(), None)
+    return frame
 
 
 def _iter_file(path: str, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:

@@ -3,16 +3,34 @@
 Rules (HubSpot's): datetimes as UTC epoch milliseconds; dates as ``YYYY-MM-DD`` (midnight UTC);
 booleans ``true``/``false``; numbers as decimal strings without float noise (``3.0`` → ``3``);
 enumerations as an option's internal value (multi-select joined with ``;``); text up to 65,536
-characters. Missing values (None, NaN, NaT, empty strings) are left out, or sent as ``""`` to clear
-the property with ``clear_missing``. A value that cannot be converted becomes a row error naming the
-row, the column and the value; that row is not sent.
+characters. Missing values (None, NaN, NaT, pd.NA, empty strings) are left out, or sent as ``""`` to
+clear the property with ``clear_missing``. A value that cannot be converted becomes a row error naming
+the row, the column and the value; that row is not sent, the others are.
+
+Dates and datetimes: only unambiguous inputs are read by default, never guessed —
+ISO 8601 text (``2026-01-13``, ``2026-01-13T09:00:00Z``, ``2026-01-13 09:00:00.250+02:00``),
+epoch milliseconds (integers, or digit strings of 10 or more digits), ``datetime``/``date``/
+``Timestamp`` objects and datetime64 columns. Naive values are UTC. Any other text is refused,
+``01/02/2026`` (day/month or month/day?) as much as ``Jan 5 2026``: month names are unambiguous
+about the day but not about their language or two-digit years, and one rule is easier to trust
+than a list of exceptions. To read such text, pass ``date_format`` (a strptime format, e.g.
+``"%d/%m/%Y"`` or ``"%b %d %Y"``) for every date column, or ``{column: format}`` per column;
+text that does not match the format is refused.
+
+Numbers: integers (any size, from int columns, Python ints or digit strings) and decimal strings
+(``0.1``, ``-2.50``, ``1e3``) keep their exact value; float columns are written with 15 significant
+digits so that float noise (``0.1 + 0.2``) disappears. Booleans, ``inf`` and text such as ``nan``
+are refused. Non-finite floats in text columns are refused too.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -25,6 +43,12 @@ MAX_TEXT = 65_536
 DAY_MS = 86_400_000
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
+_DATE_TYPES = ("date", "datetime")
+_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+_EPOCH_TEXT = r"-?\d{10,}"
+_NUMERIC_DATE = re.compile(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}")  # 01/02/2026, 1.2.26 …
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_MAX_EXPONENT = 1000  # "1e999999" would expand to a megabyte of zeros
 
 
 @dataclass
@@ -62,6 +86,32 @@ def resolve_columns(
     return resolved
 
 
+def resolve_date_formats(
+    date_format: str | Mapping[str, str] | None, resolved: Mapping[str, str], schema: PropertySchema,
+) -> dict[str, str]:
+    """Input column → strptime format; raises `HubSpotInputError` up front for a bad format or a
+    mapping key that is not a date/datetime column being written (a typo would otherwise be silent)."""
+    dated = [column for column, name in resolved.items() if schema[name].type in _DATE_TYPES]
+    if date_format is None:
+        return {}
+    if isinstance(date_format, str):
+        formats = dict.fromkeys(dated, date_format)
+    else:
+        formats = dict(date_format)
+        unknown = [column for column in formats if column not in dated]
+        if unknown:
+            raise HubSpotInputError(f"date_format names {unknown[0]!r}, which is not a date or datetime column "
+                                    f"being written (those are: {', '.join(map(repr, dated)) or 'none'})")
+    for column, fmt in formats.items():
+        if not isinstance(fmt, str) or "%" not in fmt:
+            raise HubSpotInputError(f"date_format for {column!r} must be a strptime format such as '%d/%m/%Y', got {fmt!r}")
+        try:
+            pd.to_datetime(pd.Series(["x"], dtype=object), format=fmt, errors="coerce")
+        except ValueError as exc:
+            raise HubSpotInputError(f"date_format {fmt!r} for {column!r} is not a valid strptime format: {exc}") from None
+    return formats
+
+
 def serialize_frame(
     frame: pd.DataFrame,
     schema: PropertySchema,
@@ -70,18 +120,23 @@ def serialize_frame(
     clear_missing: bool = False,
     ignore_columns: Sequence[str] = (),
     first_row: int = 0,
+    date_format: str | Mapping[str, str] | None = None,
 ) -> SerializedFrame:
     """Serialize every row of `frame` into a HubSpot ``properties`` dict.
 
     :param first_row: the input row number of the frame's first row, used in error messages.
+    :param date_format: a strptime format (``"%d/%m/%Y"``) for the text of every date and datetime
+        column, or ``{input column: format}``; without it only unambiguous text (ISO 8601, epoch
+        milliseconds) is read.
     """
     resolved = resolve_columns(list(frame.columns), schema, column_mapping, ignore_columns)
+    formats = resolve_date_formats(date_format, resolved, schema)
     count = len(frame)
     names: list[str] = []
     columns: list[list[str | None]] = []
     errors: dict[int, list[str]] = {}
     for column, name in resolved.items():
-        values, problems = serialize_column(frame[column], schema[name])
+        values, problems = serialize_column(frame[column], schema[name], date_format=formats.get(column))
         if clear_missing:
             values = ["" if value is None else value for value in values]
         names.append(name)
@@ -96,7 +151,7 @@ def serialize_frame(
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     return text if len(text) <= 60 else text[:57] + "...'"
 
 
@@ -104,17 +159,22 @@ def _missing(series: pd.Series) -> np.ndarray:
     missing = series.isna().to_numpy().copy()
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         missing |= series.astype("string").str.strip().eq("").fillna(True).to_numpy(dtype=bool)
+        if series.dtype == object:  # Decimal("NaN") is NaN too, though pandas does not say so
+            missing |= np.fromiter((isinstance(v, Decimal) and v.is_nan() for v in series.tolist()), bool, len(series))
     return missing
 
 
-def serialize_column(series: pd.Series, definition: PropertyDefinition) -> tuple[list[str | None], dict[int, str]]:
+def serialize_column(
+    series: pd.Series, definition: PropertyDefinition, *, date_format: str | None = None,
+) -> tuple[list[str | None], dict[int, str]]:
     """One column: its strings (None where missing) and the problems by row position."""
+    series = series.reset_index(drop=True)  # positions, whatever the caller's index
     missing = _missing(series)
     kind = definition.type
     if kind == "number":
         return _numbers(series, missing)
-    if kind in ("datetime", "date"):
-        return _datetimes(series, missing, date_only=kind == "date")
+    if kind in _DATE_TYPES:
+        return _datetimes(series, missing, date_only=kind == "date", date_format=date_format)
     if kind == "bool":
         return _booleans(series, missing)
     if kind == "enumeration":
@@ -127,65 +187,230 @@ def _strings(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], 
     too_long = (text.str.len().fillna(0).to_numpy() > MAX_TEXT) & ~missing
     problems = {int(i): f"text of {int(text.iloc[i].__len__())} characters is over HubSpot's {MAX_TEXT}"
                 for i in np.flatnonzero(too_long)}
+    if pd.api.types.is_float_dtype(series.dtype) or series.dtype == object:  # inf would be sent as "inf"
+        infinite = np.fromiter((isinstance(v, float) and math.isinf(v) for v in series.tolist()), bool, len(series))
+        problems.update({int(i): f"{_show(series.iloc[i])} is not a finite value; text properties take text"
+                         for i in np.flatnonzero(infinite)})
     values = text.astype(object).where(~missing, None).tolist()
     for position in problems:
         values[position] = None
     return values, problems
 
 
+# --- numbers ---------------------------------------------------------------------------------------
+
 def _numbers(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], dict[int, str]]:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        numbers = series.astype("float64")
-    else:
-        numbers = pd.to_numeric(series, errors="coerce")
-    as_float = numbers.astype("float64").to_numpy()
-    bad = np.isnan(as_float) & ~missing | np.isinf(as_float)
-    problems = {int(i): f"{_show(series.iloc[i])} is not a number" for i in np.flatnonzero(bad)}
-    values: list[str | None] = [None] * len(series)
-    good = ~missing & ~bad
-    integral = good & (np.floor(as_float) == as_float) & (np.abs(as_float) < 2**53)
-    if integral.any():
-        for position, text in zip(np.flatnonzero(integral), as_float[integral].astype(np.int64).astype(str)):
-            values[position] = str(text)
+    dtype = series.dtype
+    out = np.full(len(series), None, dtype=object)
+    present = np.flatnonzero(~missing)
+    if pd.api.types.is_bool_dtype(dtype):  # True is not 1 for a price or a duration
+        return out.tolist(), {int(i): f"{_show(series.iloc[i])} is a boolean, not a number" for i in present}
+    if pd.api.types.is_integer_dtype(dtype):  # exact, uint64 included: never through float64
+        numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
+        out[present] = series.iloc[present].to_numpy(dtype=numpy_dtype).astype(str).astype(object)
+        return out.tolist(), {}
+    if pd.api.types.is_float_dtype(dtype):
+        return _float_numbers(series.to_numpy(dtype="float64", na_value=np.nan), missing, dtype)
+    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        return _text_numbers(series, missing)
+    problems: dict[int, str] = {}
+    values = series.tolist()
+    for position in present:  # object columns: mixed Python values, the rare slow path
+        text, problem = _number_text(values[position])
+        out[position] = text
+        if problem:
+            problems[int(position)] = problem
+    return out.tolist(), problems
+
+
+def _float_numbers(numbers: np.ndarray, missing: np.ndarray, dtype: object) -> tuple[list[str | None], dict[int, str]]:
+    out = np.full(len(numbers), None, dtype=object)
+    infinite = np.isinf(numbers) & ~missing
+    problems = {int(i): f"{_show(float(numbers[i]))} is not a finite number" for i in np.flatnonzero(infinite)}
+    good = ~missing & ~infinite
+    if np.dtype(dtype).itemsize < 8:  # float32 0.1 is 0.100000001…: its own shortest repr is what was meant
+        for position in np.flatnonzero(good):
+            out[position] = _float_text(float(np.format_float_positional(np.dtype(dtype).type(numbers[position]))))
+        return out.tolist(), problems
+    integral = good & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**53)
+    out[integral] = numbers[integral].astype(np.int64).astype(str).astype(object)
     for position in np.flatnonzero(good & ~integral):
-        values[position] = _decimal_text(float(as_float[position]))
-    return values, problems
+        out[position] = _decimal_text(float(numbers[position]))
+    return out.tolist(), problems
+
+
+def _text_numbers(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], dict[int, str]]:
+    """Decimal text (CSV input): plain integers vectorised, the rest once per distinct value."""
+    text = series.astype("string").str.strip()
+    out = np.full(len(series), None, dtype=object)
+    plain = text.str.fullmatch(r"-?\d{1,18}").fillna(False).to_numpy(dtype=bool) & ~missing
+    out[plain] = pd.to_numeric(text[plain]).to_numpy(dtype=np.int64).astype(str).astype(object)
+    rest = np.flatnonzero(~plain & ~missing)
+    codes, uniques = pd.factorize(text.iloc[rest].to_numpy(dtype=object))
+    converted = [_number_text(value) for value in uniques]
+    problems: dict[int, str] = {}
+    for position, code in zip(rest, codes):
+        number, problem = converted[code]
+        out[position] = number
+        if problem:
+            problems[int(position)] = problem
+    return out.tolist(), problems
+
+
+def _number_text(value: object) -> tuple[str | None, str | None]:
+    """One value → (decimal text, None) or (None, problem)."""
+    shown = _show(value)
+    if isinstance(value, (bool, np.bool_)):
+        return None, f"{shown} is a boolean, not a number"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)), None  # Python ints have every digit; float64 would not
+    if isinstance(value, (float, np.floating)):
+        return (None, f"{shown} is not a finite number") if math.isinf(value) else (_float_text(float(value)), None)
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value.strip()):
+            return None, f"{shown} is not a number"
+        value = Decimal(value.strip())
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None, f"{shown} is not a finite number"
+        if abs(value.adjusted()) > _MAX_EXPONENT:
+            return None, f"{shown} is out of range for a number"
+        text = format(value, "f")
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+        return ("0" if text == "-0" else text), None
+    return None, f"{shown} is not a number"
+
+
+def _float_text(number: float) -> str:
+    if number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return _decimal_text(number)
 
 
 def _decimal_text(number: float) -> str:
     """Shortest faithful decimal: 0.1 + 0.2 → '0.3', 1e20 → '100000000000000000000'."""
     text = format(Decimal(f"{number:.15g}"), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text == "-0" else text
 
 
-def _datetimes(series: pd.Series, missing: np.ndarray, date_only: bool) -> tuple[list[str | None], dict[int, str]]:
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        parsed = pd.to_datetime(series, unit="ms", utc=True, errors="coerce")
-    elif isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
-        parsed = pd.to_datetime(series, utc=True)  # naive values are taken as UTC
-    else:
-        text = series.astype("string").str.strip()
-        epoch = text.str.fullmatch(r"-?\d{10,}").fillna(False).to_numpy(dtype=bool)
-        parsed = pd.to_datetime(text.where(~epoch), utc=True, errors="coerce", format="mixed")
-        if epoch.any():
-            parsed = parsed.where(~epoch, pd.to_datetime(pd.to_numeric(text.where(epoch), errors="coerce"),
-                                                         unit="ms", utc=True, errors="coerce"))
-    parsed = parsed.dt.as_unit("ms")
-    bad = parsed.isna().to_numpy() & ~missing
-    problems = {int(i): f"{_show(series.iloc[i])} is not a {'date' if date_only else 'datetime'}"
-                for i in np.flatnonzero(bad)}
-    epoch_ms = np.where(parsed.isna().to_numpy(), 0, parsed.to_numpy(dtype="datetime64[ms]").astype(np.int64))
-    good = ~missing & ~bad
+# --- dates and datetimes -----------------------------------------------------------------------------
+
+def _datetimes(
+    series: pd.Series, missing: np.ndarray, date_only: bool, date_format: str | None = None,
+) -> tuple[list[str | None], dict[int, str]]:
+    kind = "date" if date_only else "datetime"
+    epoch_ms, valid, problems = _moments(series, missing, kind, date_format)
+    bad = ~valid & ~missing
+    for position in np.flatnonzero(bad):
+        problems.setdefault(int(position), f"{_show(series.iloc[position])} is not a {kind}")
+    good = valid & ~missing & ~np.isin(np.arange(len(series)), list(problems))
     if date_only:
         off_midnight = good & (epoch_ms % DAY_MS != 0)
         for position in np.flatnonzero(off_midnight):
             problems[int(position)] = f"{_show(series.iloc[position])} has a time of day; a date property takes a date"
         good &= ~off_midnight
-        texts = parsed.dt.strftime("%Y-%m-%d").astype(object)
+        texts = epoch_ms.astype("datetime64[ms]").astype("datetime64[D]").astype(str)
     else:
-        texts = pd.Series(epoch_ms.astype(str), index=series.index, dtype=object)
-    return texts.where(good, None).tolist(), problems
+        texts = epoch_ms.astype(str)
+    out = np.full(len(series), None, dtype=object)
+    out[good] = texts[good].astype(object)
+    return out.tolist(), problems
 
+
+def _moments(
+    series: pd.Series, missing: np.ndarray, kind: str, date_format: str | None,
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Epoch milliseconds, whether each was read, and the reasons for those that were refused."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        count = len(series)
+        problems = {int(i): f"{_show(series.iloc[i])} is a boolean, not a {kind}" for i in np.flatnonzero(~missing)}
+        return np.zeros(count, np.int64), np.zeros(count, bool), problems
+    if pd.api.types.is_numeric_dtype(dtype):
+        return *_epoch_ms(pd.to_datetime(series.astype("float64"), unit="ms", utc=True, errors="coerce")), {}
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        return *_epoch_ms(pd.to_datetime(series, utc=True)), {}  # naive values are taken as UTC
+    values = series.to_numpy(dtype=object, na_value=None)
+    if dtype == object:  # what is not text is a Python/NumPy value, read one by one (the rare path)
+        is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values)) & ~missing
+    else:
+        is_text = ~missing
+    epoch_ms, valid, problems = np.zeros(len(values), np.int64), np.zeros(len(values), bool), {}
+    texts = np.flatnonzero(is_text)
+    epoch_ms[texts], valid[texts], text_problems = _parse_texts(values[texts], kind, date_format, str(series.name))
+    problems.update({int(texts[i]): message for i, message in text_problems.items()})
+    for position in np.flatnonzero(~is_text & ~missing):
+        moment, problem = _moment(values[position], kind)
+        if problem:
+            problems[int(position)] = problem
+        else:
+            epoch_ms[position], valid[position] = moment, True
+    return epoch_ms, valid, problems
+
+
+def _epoch_ms(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    parsed = parsed.dt.as_unit("ms")
+    valid = parsed.notna().to_numpy()
+    raw = parsed.to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    return np.where(valid, raw, 0), valid
+
+
+def _parse_texts(
+    texts: np.ndarray, kind: str, date_format: str | None, column: str,
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Text → epoch ms: with a format, exactly that format; without, ISO 8601 or epoch digits only."""
+    text = pd.Series(texts, dtype=object).str.strip()
+    problems: dict[int, str] = {}
+    if date_format is not None:
+        epoch_ms, valid = _epoch_ms(pd.to_datetime(text, format=date_format, utc=True, errors="coerce"))
+        for i in np.flatnonzero(~valid):
+            problems[int(i)] = f"{_show(texts[i])} does not match date_format {date_format!r}"
+        return epoch_ms, valid, problems
+    iso = text.str.fullmatch(_ISO).to_numpy(dtype=bool)
+    epoch = text.str.fullmatch(_EPOCH_TEXT).to_numpy(dtype=bool)
+    parsed = pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce")
+    if epoch.any():
+        numbers = pd.to_numeric(text.where(epoch), errors="coerce").astype("float64")
+        parsed = parsed.where(~epoch, pd.to_datetime(numbers, unit="ms", utc=True, errors="coerce"))
+    epoch_ms, valid = _epoch_ms(parsed)
+    for i in np.flatnonzero(~valid):
+        if iso[i] or epoch[i]:
+            problems[int(i)] = f"{_show(texts[i])} is not a valid {kind} (no such day or time, or out of range)"
+        else:
+            problems[int(i)] = _unreadable(texts[i], kind, column)
+    return epoch_ms, valid, problems
+
+
+def _unreadable(value: str, kind: str, column: str) -> str:
+    example = "2026-01-13" if kind == "date" else "2026-01-13T09:00:00Z"
+    fmt = "%d/%m/%Y" if kind == "date" else "%d/%m/%Y %H:%M"
+    why = ("; day/month or month/day is never guessed" if _NUMERIC_DATE.match(value.strip())
+           else " or epoch milliseconds")
+    return (f"{_show(value)} is not a {kind} in ISO 8601 form ({example}){why}; to read it, "
+            f"pass date_format, e.g. date_format={fmt!r} or {{{column!r}: {fmt!r}}}")
+
+
+def _moment(value: object, kind: str) -> tuple[int, str | None]:
+    """One non-text value → (epoch ms, None) or (0, problem)."""
+    shown = _show(value)
+    if isinstance(value, (bool, np.bool_)):
+        return 0, f"{shown} is a boolean, not a {kind}"
+    try:
+        if isinstance(value, (datetime, date, np.datetime64)):
+            stamp = pd.Timestamp(value)
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            return int(stamp.as_unit("ms").asm8.astype(np.int64)), None
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            if not math.isfinite(value):
+                return 0, f"{shown} is not a {kind}"
+            return int(pd.Timestamp(int(value), unit="ms").as_unit("ms").asm8.astype(np.int64)), None
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        return 0, f"{shown} is out of range for a {kind}"
+    return 0, f"{shown} is not a {kind}"
+
+
+# --- booleans and enumerations ------------------------------------------------------------------------
 
 def _booleans(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], dict[int, str]]:
     text = series.astype("string").str.strip().str.lower()
@@ -204,10 +429,11 @@ def _enumerations(series: pd.Series, missing: np.ndarray, definition: PropertyDe
         values: list[str | None] = []
         problems: dict[int, str] = {}
         for position, value in enumerate(series.tolist()):
-            if missing[position] if not isinstance(value, (list, tuple, set)) else False:
+            listed = isinstance(value, (list, tuple, set, np.ndarray))  # Parquet list columns arrive as arrays
+            if missing[position] if not listed else False:
                 values.append(None)
                 continue
-            parts = [str(part).strip() for part in value] if isinstance(value, (list, tuple, set)) \
+            parts = [str(part).strip() for part in value if not _missing_part(part)] if listed \
                 else [part.strip() for part in str(value).split(";")]
             unknown = [part for part in parts if part not in allowed]
             if unknown:
@@ -222,3 +448,8 @@ def _enumerations(series: pd.Series, missing: np.ndarray, definition: PropertyDe
     problems = {int(i): f"{_show(series.iloc[i])} is not an option of {definition.name} ({shown})"
                 for i in np.flatnonzero(bad)}
     return text.astype(object).where(known, None).tolist(), problems
+
+
+def _missing_part(part: object) -> bool:
+    """None/NaN inside a multi-select list: nothing selected there, not an option called 'nan'."""
+    return part is None or part is pd.NA or (isinstance(part, float) and math.isnan(part))

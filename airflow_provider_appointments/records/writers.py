@@ -2,7 +2,9 @@
 
 The schema is fixed up front from the property definitions, so every row group agrees and a
 warehouse gets real types: timestamps for datetimes, floats for numbers, booleans, dates, list
-columns for association ids and nested history columns.
+columns for association ids and nested history columns. Ids are text, never floats: ``id``,
+``hs_object_id`` and number properties named ``*_id`` are string columns with every digit (a float64
+keeps 15-17 significant digits; other number properties with more digits are logged as lossy).
 """
 
 from __future__ import annotations
@@ -25,6 +27,25 @@ TIMESTAMP = pa.timestamp("ms", tz="UTC")
 HISTORY_ENTRY = pa.struct([("value", pa.string()), ("timestamp", TIMESTAMP), ("sourceType", pa.string()),
                            ("sourceId", pa.string())])
 FORMATS = ("parquet", "csv", "jsonl")
+_BEYOND_FLOAT = r"\s*[+-]?0*[1-9]\d{15,}(?:\.\d*)?\s*"  # integers a float64 cannot hold digit for digit
+
+
+def is_id_column(name: str) -> bool:
+    """Ids (the record id, hs_object_id, *_id numbers) and input keys stay text: exact, joinable, never 1.2e+19."""
+    return name in ("id", "hs_object_id", "hubspot_id", "input_key") or name.endswith("_id")
+
+
+def _ids(values: list[Any]) -> pa.Array:
+    """Id text as HubSpot sent it; a missing id is null, not 'None'; a number that came as 7.0 is '7'."""
+    texts = []
+    for value in values:
+        if value is None or (isinstance(value, float) and value != value):
+            texts.append(None)
+        elif isinstance(value, float) and value.is_integer():
+            texts.append(str(int(value)))
+        else:
+            texts.append(str(value))
+    return pa.array(texts, type=pa.string())
 
 
 def _timestamps(values: list[Any]) -> pa.Array:
@@ -41,7 +62,8 @@ def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     if arrow_type == TIMESTAMP:
         return _timestamps(values)
     if arrow_type == pa.float64():
-        return pa.array(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce"), type=pa.float64(), from_pandas=True)
+        return pa.array(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype("float64"),
+                        type=pa.float64(), from_pandas=True)
     if arrow_type == pa.date32():
         parsed = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce", format="ISO8601")
         return pa.array(parsed.dt.date.where(parsed.notna(), None), type=pa.date32(), from_pandas=True)
@@ -82,7 +104,7 @@ class ExtractWriter:
         self.buffer_records = buffer_records
         fields = [pa.field("id", pa.string()), pa.field("createdAt", TIMESTAMP), pa.field("updatedAt", TIMESTAMP),
                   pa.field("archived", pa.bool_()), pa.field("archivedAt", TIMESTAMP)]
-        fields += [pa.field(name, schema.arrow_type(name)) for name in self.properties]
+        fields += [pa.field(name, pa.string() if is_id_column(name) else schema.arrow_type(name)) for name in self.properties]
         fields += [pa.field(f"associations_{kind}", pa.list_(pa.string())) for kind in self.associations]
         fields += [pa.field(f"history_{name}", pa.list_(HISTORY_ENTRY)) for name in self.history]
         self.schema = pa.schema(fields)
@@ -91,6 +113,7 @@ class ExtractWriter:
         self._buffer: list[dict] = []
         self._handle = open_path(self.path, "wb")
         self._writer: Any = None
+        self._warned_lossy: set[str] = set()
 
     @property
     def columns(self) -> list[str]:
@@ -107,7 +130,7 @@ class ExtractWriter:
 
     def _table(self, records: list[dict]) -> pa.Table:
         arrays: list[pa.Array] = [
-            pa.array([str(r.get("id")) for r in records], type=pa.string()),
+            _ids([r.get("id") for r in records]),
             _timestamps([r.get("createdAt") for r in records]),
             _timestamps([r.get("updatedAt") for r in records]),
             pa.array([bool(r.get("archived", False)) for r in records], type=pa.bool_()),
@@ -115,7 +138,14 @@ class ExtractWriter:
         ]
         values = [r.get("properties") or {} for r in records]
         for name in self.properties:
-            arrays.append(_column([properties.get(name) for properties in values], self.schema.field(name).type))
+            column = [properties.get(name) for properties in values]
+            arrow_type = self.schema.field(name).type
+            if is_id_column(name):
+                arrays.append(_ids(column))
+                continue
+            if arrow_type == pa.float64():
+                self._warn_if_lossy(name, column)
+            arrays.append(_column(column, arrow_type))
         for kind in self.associations:
             arrays.append(pa.array([[str(item["id"]) for item in ((r.get("associations") or {}).get(kind) or {}).get("results", [])]
                                     for r in records], type=pa.list_(pa.string())))
@@ -133,6 +163,17 @@ class ExtractWriter:
                 offsets.append(offsets[-1] + len(row))
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), structs))
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _warn_if_lossy(self, name: str, values: list[Any]) -> None:
+        """Say so (once per column) when a number has more digits than the float64 column can keep."""
+        if name in self._warned_lossy:
+            return
+        text = pd.Series(values, dtype="object").astype("string")
+        lossy = text.str.fullmatch(_BEYOND_FLOAT).fillna(False)
+        if lossy.any():
+            self._warned_lossy.add(name)
+            log.warning("number property %s has values such as %s with more digits than a float64 column keeps; "
+                        "the extract holds them rounded to about 16 significant digits", name, text[lossy].iloc[0])
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -185,8 +226,10 @@ def _json_default(value: Any) -> Any:
 def read_extract(path: str) -> pd.DataFrame:
     """Read a (small) extract back into a DataFrame."""
     with open_path(path) as handle:
-        if path.endswith(".csv"):
-            return pd.read_csv(handle)
+        if path.endswith(".csv"):  # ids as text: pandas would read 7 as int and a column with a gap as float
+            header = pd.read_csv(handle, nrows=0).columns
+            handle.seek(0)
+            return pd.read_csv(handle, dtype={name: str for name in header if is_id_column(name)})
         if path.endswith((".jsonl", ".json", ".ndjson")):
-            return pd.read_json(handle, lines=True)
+            return pd.read_json(handle, lines=True, dtype=False)  # JSON has its types; "7" stays text
         return pq.read_table(handle).to_pandas()
