@@ -31,7 +31,9 @@ def get_provider_info() -> dict:
         "operators": [
             {
                 "integration-name": "HubSpot Appointments",
-                "python-modules": ["airflow_provider_appointments.operators.appointments"],
+                "python-modules": ["airflow_provider_appointments.operators.appointments",
+                                   "airflow_provider_appointments.operators.extract",
+                                   "airflow_provider_appointments.operators.write"],
             }
         ],
         "connection-types": [

@@ -6,6 +6,7 @@ No Airflow here: `HubSpotAppointmentsHook` adds the connection handling on top o
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from airflow_provider_appointments.api.results import (
     map_answer,
 )
 from airflow_provider_appointments.errors import (
-    HubSpotAmbiguousWriteError,
+    HubSpotAPIError,
     HubSpotError,
     HubSpotInputError,
 )
@@ -39,6 +40,8 @@ LIST_PAGE_MAX_WITH_HISTORY = 50
 # Keep the query string well under the ~8 kB many proxies (and HubSpot's 414) allow.
 MAX_QUERY_CHARS = 6_000
 MODIFIED = "hs_lastmodifieddate"
+ON_EXISTING = ("skip", "update", "fail")
+AMBIGUOUS = "AMBIGUOUS_WRITE"
 
 
 def segment(value: Any) -> str:
@@ -57,6 +60,15 @@ def to_epoch_ms(moment: datetime | int | str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp() * 1000)
+
+
+def association_category(type_id: int) -> str:
+    """HubSpot numbers its own association types below 1000; an account's labels come after."""
+    return "HUBSPOT_DEFINED" if type_id < 1000 else "USER_DEFINED"
+
+
+def _created_ms(record: dict) -> int:
+    return to_epoch_ms(record.get("createdAt") or (record.get("properties") or {}).get("hs_createdate") or 0)
 
 
 def _record_modified_ms(record: dict) -> int:
@@ -106,6 +118,45 @@ class AppointmentsClient:
     def get_property_schema(self) -> Any:
         """The property definitions as a `PropertySchema` (fetched once per hook)."""
         return self.property_schema
+
+    def create_property(self, definition: dict) -> dict:
+        """Create an appointment property (needs the ``crm.schemas.appointments.write`` scope)."""
+        try:
+            created = self.transport.request("POST", self._properties, json_body=definition, idempotent=False).body
+        except HubSpotAPIError as error:
+            if error.status == 403:
+                raise HubSpotError(
+                    f"cannot create appointment property {definition.get('name')!r}: the token lacks the "
+                    f"crm.schemas.appointments.write scope ({error.message}). Create the property in HubSpot, "
+                    "or grant the scope to the private app") from None
+            raise
+        self.__dict__.pop("property_schema", None)  # the next schema read sees the new property
+        return created
+
+    def ensure_property(self, name: str, *, label: str | None = None, type: str = "string",  # noqa: A002
+                        field_type: str = "text", group_name: str = "appointmentinformation",
+                        has_unique_value: bool = False, description: str = "") -> dict:
+        """The property `name`, created through the properties API when it does not exist yet.
+
+        Raises `HubSpotInputError` when it exists with another type or without unique values where
+        they are required, and `HubSpotError` naming the missing scope when it cannot be created.
+        """
+        try:
+            existing = self.transport.request("GET", f"{self._properties}/{segment(name)}").body
+        except HubSpotAPIError as error:
+            if error.status != 404:
+                raise
+            existing = None
+        if existing is None:
+            return self.create_property({
+                "name": name, "label": label or name, "type": type, "fieldType": field_type,
+                "groupName": group_name, "hasUniqueValue": has_unique_value, "description": description})
+        if existing.get("type") != type or (has_unique_value and not existing.get("hasUniqueValue")):
+            raise HubSpotInputError(
+                f"appointment property {name!r} exists as type {existing.get('type')!r} with hasUniqueValue="
+                f"{existing.get('hasUniqueValue')}; it must be a {type!r} property"
+                f"{' with unique values' if has_unique_value else ''}. Choose another name")
+        return existing
 
     # -- single records ------------------------------------------------------------------------
     def _split_selection(self, properties: Sequence[str] | None, history: Sequence[str] | None) -> list[dict]:
@@ -322,7 +373,8 @@ class AppointmentsClient:
 
     def _post_batch(self, operation: str, chunk: list[tuple[int, Any]], body: dict, keys: list[str], *,
                     result_key: Callable[[dict], str | None], error_keys: tuple[str, ...],
-                    new_default: bool | None = None, idempotent: bool = True) -> list[RecordOutcome]:
+                    new_default: bool | None = None, idempotent: bool = True,
+                    created_since_ms: int | None = None) -> list[RecordOutcome]:
         keyed = [(index, key) for (index, _), key in zip(chunk, keys)]
         try:
             answer = self.transport.request("POST", f"{self._objects}/batch/{operation}", json_body=body,
@@ -333,7 +385,8 @@ class AppointmentsClient:
             return [RecordOutcome(index, key, True, hubspot_id=key) for index, key in keyed]
         return map_answer(keyed, answer.body.get("results", []), answer.body.get("errors", []),
                           result_key=result_key, error_keys=error_keys, new_default=new_default,
-                          correlation_id=answer.headers.get("X-HubSpot-Correlation-Id"))
+                          correlation_id=answer.headers.get("X-HubSpot-Correlation-Id"),
+                          created_since_ms=created_since_ms)
 
     def batch_read(
         self,
@@ -375,14 +428,25 @@ class AppointmentsClient:
         return result
 
     def batch_create(self, inputs: Sequence[dict], *, dedupe_property: str | None = None,
+                     on_existing: str = "skip", created_since: datetime | int | None = None,
                      batch_size: int = BATCH_LIMIT) -> BatchResult:
         """Create appointments: ``inputs`` are ``{"properties": {...}, "associations": [...]}``.
 
         Each input gets a unique ``objectWriteTraceId`` so HubSpot answers per input (207).
-        A batch whose answer was lost is never blindly replayed: with `dedupe_property` (a unique
-        property every input carries) the batch is read back by that property and only the inputs
-        not found are sent again; without it those inputs fail with category ``AMBIGUOUS_WRITE``.
+
+        With `dedupe_property` (a unique-value property every input carries) a create is never
+        written twice: a batch whose answer was lost is read back by that property and only the
+        inputs not found are sent again, and an input whose value already exists resolves to the
+        existing record per `on_existing`: ``"skip"`` (succeeded with its id, ``new=False``),
+        ``"update"`` (its properties are written to the existing record) or ``"fail"`` (``CONFLICT``).
+        Without it, an input whose answer was lost fails with category ``AMBIGUOUS_WRITE``.
+
+        :param created_since: records created at or after this moment count as created by this
+            call (``new=True``) when found by the read-back: a resumed task passes the moment its
+            interrupted attempt started the window.
         """
+        if on_existing not in ON_EXISTING:
+            raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
         if dedupe_property:
             missing = [index for index, item in enumerate(inputs)
                        if not (item.get("properties") or {}).get(dedupe_property)]
@@ -391,44 +455,84 @@ class AppointmentsClient:
                     f"dedupe_property {dedupe_property!r} is empty in input(s) {missing[:10]}: "
                     "every create needs its unique value to be retried safely")
         call = uuid.uuid4().hex[:12]
+        # A record found by the read-back was created by this call (or the interrupted attempt
+        # before it) when it is younger than the call; older ones existed before.
+        since = to_epoch_ms(created_since) if created_since is not None else int(time.time() * 1000)
 
         def send(chunk: list[tuple[int, Any]], attempt: int = 1) -> list[RecordOutcome]:
-            traces = [f"{call}-{index}" for index, _ in chunk]
-            body = {"inputs": [{**item, "objectWriteTraceId": trace} for (_, item), trace in zip(chunk, traces)]}
-            keyed = [(index, trace) for (index, _), trace in zip(chunk, traces)]
-            try:
-                answer = self.transport.request("POST", f"{self._objects}/batch/create", json_body=body,
-                                                idempotent=False)
-            except HubSpotAmbiguousWriteError as error:
-                if not dedupe_property or attempt >= self.transport.retry.max_attempts:
-                    return [failed_outcome(index, _input_key(item, dedupe_property, trace), error)
-                            for (index, item), trace in zip(chunk, traces)]
-                return self._reconcile_creates(chunk, dedupe_property, lambda rest: send(rest, attempt + 1))
-            except HubSpotError as error:
-                return [failed_outcome(index, _input_key(item, dedupe_property, trace), error)
-                        for (index, item), trace in zip(chunk, traces)]
-            outcomes = map_answer(keyed, answer.body.get("results", []), answer.body.get("errors", []),
-                                  result_key=lambda item: item.get("objectWriteTraceId"),
-                                  error_keys=("objectWriteTraceId",), new_default=True,
-                                  correlation_id=answer.headers.get("X-HubSpot-Correlation-Id"))
-            keys = {index: _input_key(item, dedupe_property, trace) for (index, item), trace in zip(chunk, traces)}
-            return [_rekey(outcome, keys[outcome.index]) for outcome in outcomes]
+            outcomes = self._create_chunk(chunk, call, dedupe_property)
+            unsure = [o for o in outcomes if not o.succeeded and o.category in (AMBIGUOUS, "CONFLICT")]
+            if not dedupe_property or not unsure:
+                return outcomes
+            settled = {o.index: o for o in outcomes if o not in unsure}
+            items = dict(chunk)
+            found = self._read_by_unique(dedupe_property, [o.key or "" for o in unsure])
+            resend: list[tuple[int, Any]] = []
+            conflicts: list[tuple[RecordOutcome, dict]] = []
+            for outcome in unsure:
+                record = found.get(outcome.key or "")
+                if record is None:
+                    # Not created (a lost answer, or a whole batch refused for another input's
+                    # conflict): sending it again cannot write twice.
+                    # (A conflict on some other unique property is sent once more, then reported.)
+                    retry = attempt < self.transport.retry.max_attempts if outcome.category == AMBIGUOUS else attempt == 1
+                    if retry:
+                        resend.append((outcome.index, items[outcome.index]))
+                    else:
+                        settled[outcome.index] = outcome
+                elif _created_ms(record) >= since:
+                    settled[outcome.index] = RecordOutcome(outcome.index, outcome.key, True,
+                                                           hubspot_id=str(record["id"]), new=True)
+                elif outcome.category == AMBIGUOUS or on_existing == "skip":
+                    settled[outcome.index] = RecordOutcome(outcome.index, outcome.key, True, hubspot_id=str(record["id"]),
+                                                           new=False, unchanged=True)
+                elif on_existing == "update":
+                    conflicts.append((outcome, record))
+                else:
+                    settled[outcome.index] = replace(outcome, hubspot_id=str(record["id"]), message=(
+                        f"{dedupe_property} {outcome.key!r} already exists as appointment {record['id']} "
+                        "(on_existing='fail')"))
+            for outcome in self._update_existing(conflicts, items, dedupe_property):
+                settled[outcome.index] = outcome
+            if resend:
+                for outcome in send(resend, attempt + 1):
+                    settled[outcome.index] = outcome
+            return [settled[index] for index, _ in chunk]
 
         return self._run_batches("create", list(inputs), send, batch_size)
 
-    def _reconcile_creates(self, chunk: list[tuple[int, Any]], dedupe_property: str,
-                           resend: Callable[[list[tuple[int, Any]]], list[RecordOutcome]]) -> list[RecordOutcome]:
-        """After a lost answer: keep what HubSpot did create, send again only what it did not."""
-        keys = [str(item["properties"][dedupe_property]) for _, item in chunk]
-        read = self.batch_read(keys, properties=[dedupe_property], id_property=dedupe_property)
-        created = {(record.get("properties") or {}).get(dedupe_property): str(record["id"]) for record in read.records}
-        outcomes, rest = [], []
-        for (index, item), key in zip(chunk, keys):
-            if key in created:
-                outcomes.append(RecordOutcome(index, key, True, hubspot_id=created[key], new=True))
-            else:
-                rest.append((index, item))
-        return outcomes + (resend(rest) if rest else [])
+    def _create_chunk(self, chunk: list[tuple[int, Any]], call: str, dedupe_property: str | None) -> list[RecordOutcome]:
+        """Send one batch create; a lost answer is an ``AMBIGUOUS_WRITE`` outcome per input."""
+        traces = [f"{call}-{index}" for index, _ in chunk]
+        keys = [_input_key(item, dedupe_property, trace) for (_, item), trace in zip(chunk, traces)]
+        body = {"inputs": [{**item, "objectWriteTraceId": trace} for (_, item), trace in zip(chunk, traces)]}
+        try:
+            answer = self.transport.request("POST", f"{self._objects}/batch/create", json_body=body, idempotent=False)
+        except HubSpotError as error:
+            return [failed_outcome(index, key, error) for (index, _), key in zip(chunk, keys)]
+        outcomes = map_answer([(index, trace) for (index, _), trace in zip(chunk, traces)],
+                              answer.body.get("results", []), answer.body.get("errors", []),
+                              result_key=lambda item: item.get("objectWriteTraceId"),
+                              error_keys=("objectWriteTraceId",), new_default=True,
+                              correlation_id=answer.headers.get("X-HubSpot-Correlation-Id"))
+        by_index = {index: key for (index, _), key in zip(chunk, keys)}
+        return [replace(outcome, key=by_index[outcome.index]) for outcome in outcomes]
+
+    def _read_by_unique(self, unique_property: str, values: Sequence[str]) -> dict[str, dict]:
+        """The existing records holding these unique values (archived ones are not found)."""
+        read = self.batch_read(list(values), properties=[unique_property], id_property=unique_property)
+        return {str((record.get("properties") or {}).get(unique_property)): record for record in read.records}
+
+    def _update_existing(self, conflicts: list[tuple[RecordOutcome, dict]], items: dict[int, Any],
+                         unique_property: str) -> list[RecordOutcome]:
+        """``on_existing="update"``: write each conflicting input's properties to the record that has its value."""
+        if not conflicts:
+            return []
+        updates = [{"id": str(record["id"]), "properties": items[outcome.index].get("properties") or {}}
+                   for outcome, record in conflicts]
+        result = self.batch_update(updates)
+        return [replace(updated, index=outcome.index, key=outcome.key)
+                for (outcome, _), updated in zip(conflicts, result.outcomes)]
 
     def batch_update(self, inputs: Sequence[dict], *, id_property: str | None = None,
                      batch_size: int = BATCH_LIMIT) -> BatchResult:
@@ -452,11 +556,17 @@ class AppointmentsClient:
 
         return self._run_batches("update", list(inputs), send, batch_size)
 
-    def batch_upsert(self, inputs: Sequence[dict], *, id_property: str, batch_size: int = BATCH_LIMIT) -> BatchResult:
+    def batch_upsert(self, inputs: Sequence[dict], *, id_property: str, batch_size: int = BATCH_LIMIT,
+                     created_since: datetime | int | None = None) -> BatchResult:
         """Create or update by a unique property: ``inputs`` are ``{"id": <value>, "properties": {...}}``.
 
         Replaying an upsert is harmless, so it is retried like any idempotent request.
+
+        :param created_since: records created at or after this moment count as created (``new``)
+            even when HubSpot answers ``new: false``: a resumed task passes the moment its
+            interrupted attempt started the window, so its counts equal an uninterrupted run's.
         """
+        since = to_epoch_ms(created_since) if created_since is not None else None
 
         def send(chunk: list[tuple[int, Any]]) -> list[RecordOutcome]:
             keys = [str(item["id"]) for _, item in chunk]
@@ -465,7 +575,7 @@ class AppointmentsClient:
                                for (_, item), key in zip(chunk, keys)]}
             return self._post_batch("upsert", chunk, body, keys,
                                     result_key=lambda result: (result.get("properties") or {}).get(id_property),
-                                    error_keys=("ids", "id", id_property))
+                                    error_keys=("ids", "id", id_property), created_since_ms=since)
 
         return self._run_batches("upsert", list(inputs), send, batch_size)
 
@@ -533,9 +643,9 @@ class AppointmentsClient:
             for _, item in chunk:
                 type_id = item.get("association_type_id") or default
                 keys.append(f"{item['appointment_id']}->{item['to_object_id']}")
-                category = "HUBSPOT_DEFINED" if type_id < 1000 else "USER_DEFINED"
                 body_inputs.append({"from": {"id": str(item["appointment_id"])}, "to": {"id": str(item["to_object_id"])},
-                                    "types": [{"associationCategory": category, "associationTypeId": int(type_id)}]})
+                                    "types": [{"associationCategory": association_category(type_id),
+                                               "associationTypeId": int(type_id)}]})
             keyed = [(index, key) for (index, _), key in zip(chunk, keys)]
             try:
                 answer = self.transport.request("POST", self._associations(to_object_type) + "/batch/create",
@@ -547,6 +657,7 @@ class AppointmentsClient:
                 context = error.get("context") or {}
                 pairs = [f"{a}->{b}" for a, b in zip(context.get("fromObjectId", []), context.get("toObjectId", []))]
                 error["context"] = {**context, "pair": pairs}
+                error["message"] = _missing_side(error, to_object_type)
             return map_answer(keyed, answer.body.get("results", []), errors,
                               result_key=lambda item: f"{item.get('fromObjectId')}->{item.get('toObjectId')}",
                               error_keys=("pair",))
@@ -562,5 +673,13 @@ def _input_key(item: dict, dedupe_property: str | None, trace: str) -> str:
     return trace
 
 
-def _rekey(outcome: RecordOutcome, key: str) -> RecordOutcome:
-    return replace(outcome, key=key)
+def _missing_side(error: dict, to_object_type: str) -> str:
+    """HubSpot's association 404 does not always say which record is missing; name it."""
+    message = str(error.get("message") or "")
+    context = error.get("context") or {}
+    if error.get("category") != "OBJECT_NOT_FOUND":
+        return message
+    missing = set(map(str, context.get("id", [])))
+    sides = [f"appointment {value}" for value in context.get("fromObjectId", []) if str(value) in missing]
+    sides += [f"{to_object_type} record {value}" for value in context.get("toObjectId", []) if str(value) in missing]
+    return f"{' and '.join(sides)} does not exist ({message})" if sides else message

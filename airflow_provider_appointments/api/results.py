@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError
@@ -19,6 +19,9 @@ class RecordOutcome:
 
     :param index: position of the input in the inputs given to the hook call (0-based).
     :param key: the input's key: id, idProperty value, or ``"<appointment id>-><object id>"``.
+    :param new: the write created the record (True) or changed an existing one (False).
+    :param unchanged: succeeded without a write: the record already was as asked (a create whose
+        unique value exists, with ``on_existing="skip"``; an id already archived).
     """
 
     index: int
@@ -31,6 +34,7 @@ class RecordOutcome:
     message: str | None = None
     context: dict | None = None
     correlation_id: str | None = None
+    unchanged: bool = False
 
 
 @dataclass
@@ -57,13 +61,10 @@ class BatchResult:
 
     @property
     def updated(self) -> int:
-        return sum(1 for outcome in self.outcomes if outcome.succeeded and outcome.new is False)
+        return sum(1 for outcome in self.outcomes if outcome.succeeded and outcome.new is False and not outcome.unchanged)
 
     def failures(self) -> list[RecordOutcome]:
         return [outcome for outcome in self.outcomes if not outcome.succeeded]
-
-    def top_categories(self, n: int = 3) -> list[tuple[str, int]]:
-        return Counter(outcome.category or "UNKNOWN" for outcome in self.failures()).most_common(n)
 
 
 def chunked(items: Sequence[T], size: int = BATCH_LIMIT) -> Iterator[Sequence[T]]:
@@ -92,12 +93,15 @@ def map_answer(
     error_keys: tuple[str, ...],
     new_default: bool | None = None,
     correlation_id: str | None = None,
+    created_since_ms: int | None = None,
 ) -> list[RecordOutcome]:
     """Map a batch answer back to its inputs by key, never by position.
 
     :param keyed_inputs: (index, key) of each input sent.
     :param result_key: function giving the key of a result item.
     :param error_keys: ``context`` entries of an error that name the failing inputs' keys.
+    :param created_since_ms: a result whose record was created at or after this moment counts as
+        new, whatever HubSpot says (a replayed upsert of a record the interrupted attempt created).
     """
     by_key: dict[str, RecordOutcome] = {}
     pending = {key: index for index, key in keyed_inputs}
@@ -113,6 +117,8 @@ def map_answer(
         key = result_key(item)
         if key is not None and key in pending and key not in by_key:
             new = item.get("new", new_default)
+            if created_since_ms is not None and _created_ms(item) >= created_since_ms:
+                new = True
             by_key[key] = RecordOutcome(pending[key], key, True, hubspot_id=str(item.get("id")) if item.get("id") is not None else None,
                                         new=new if isinstance(new, bool) else new_default)
     outcomes = []
@@ -123,6 +129,13 @@ def map_answer(
                                     message="HubSpot's answer named neither a result nor an error for this input")
         outcomes.append(outcome)
     return outcomes
+
+
+def _created_ms(item: dict) -> int:
+    stamp = item.get("createdAt")
+    if not stamp:
+        return -1
+    return int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _error_status(error: dict) -> int | None:

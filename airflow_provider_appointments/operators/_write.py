@@ -1,22 +1,40 @@
 """What the four write operators share: windows of input rows → hook batch calls → one outcome per row,
 the failure report, the id map, checkpoints for resuming, the XCom summary and the failure policy.
+
+A write operator declares two things: how a window of rows becomes hook inputs (with the rows it
+refuses locally), and how those inputs are sent. Everything else runs here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_appointments.api.results import BATCH_LIMIT, RecordOutcome
+import pandas as pd
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_appointments import DEFAULT_CONN_ID
+from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.records.readers import open_path
+from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+from airflow_provider_appointments.records.readers import iter_record_frames, open_path
 from airflow_provider_appointments.records.reports import FailureRow, write_failure_report, write_id_map
+from airflow_provider_appointments.records.serialization import serialize_frame
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# A window is what one checkpoint covers: enough chunks to keep every connection busy several
+# times over (so checkpoint writes are rare), small enough that a retry redoes little.
+CHUNKS_PER_CONNECTION = 4
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -30,9 +48,53 @@ def local_failure(input_row: int, key: str | None, category: str, message: str) 
     return RecordOutcome(input_row, key, False, category=category, message=message)
 
 
-def shift(outcomes: Sequence[RecordOutcome], rows: Sequence[int]) -> list[RecordOutcome]:
-    """Hook outcomes are indexed by position in the call; give them their input row numbers."""
-    return [replace(outcome, index=rows[outcome.index]) for outcome in outcomes]
+def row_key(value: Any) -> str | None:
+    """An input cell as a key or id: None when missing; ``12.0`` (an id pandas read as float) → ``"12"``."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text or None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Consecutive input rows sent together and checkpointed as one.
+
+    :param resumed_since: epoch ms at which an interrupted attempt started sending this window
+        (None when no attempt did): its writes may have been applied.
+    """
+
+    number: int
+    first_row: int
+    frame: pd.DataFrame
+    resumed_since: int | None = None
+
+    def row(self, position: int) -> int:
+        return self.first_row + position
+
+
+@dataclass
+class WindowInputs:
+    """A window made ready to send: hook inputs with their input rows, and the rows settled locally."""
+
+    items: list[Any] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    settled: list[RecordOutcome] = field(default_factory=list)
+
+    def add(self, row: int, item: Any) -> None:
+        self.items.append(item)
+        self.rows.append(row)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One outcome per row of a window (indexed by input row), and what sending it cost."""
+
+    outcomes: list[RecordOutcome]
+    batches: int = 0
+    requests: int = 0
 
 
 @dataclass
@@ -43,6 +105,7 @@ class Tally:
     succeeded: int = 0
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     batches: int = 0
     requests: int = 0
     failures: list[FailureRow] = field(default_factory=list)
@@ -54,7 +117,8 @@ class Tally:
             if outcome.succeeded:
                 self.succeeded += 1
                 self.created += outcome.new is True
-                self.updated += outcome.new is False
+                self.updated += outcome.new is False and not outcome.unchanged
+                self.unchanged += outcome.unchanged
                 if keep_id_map:
                     self.id_map.append((outcome.index, outcome.key, outcome.hubspot_id, outcome.new))
             else:
@@ -67,41 +131,63 @@ class Tally:
 
 
 class Checkpoint:
-    """One small object per finished window under `path` (object stores cannot append), so a retried
-    task — on any worker that can read `path` — skips the windows already done."""
+    """Two small objects per window under `path` (object stores cannot append): ``started`` is written
+    before the window's first request, ``done`` with its outcomes after its last. A retried task — on
+    any worker that can read `path` — skips done windows and reconciles a started one."""
 
     def __init__(self, path: str, fingerprint: str) -> None:
         self.path = path.rstrip("/")
         self.fingerprint = fingerprint
 
-    def _window(self, number: int) -> str:
-        return f"{self.path}/window-{number:06d}.json"
+    def _file(self, number: int, state: str) -> str:
+        return f"{self.path}/window-{number:06d}.{state}.json"
 
-    def load(self, number: int) -> tuple[list[RecordOutcome], int, int] | None:
+    def _read(self, number: int, state: str) -> dict | None:
         try:
-            with open_path(self._window(number)) as handle:
+            with open_path(self._file(number, state)) as handle:
                 saved = json.loads(handle.read())
         except (HubSpotInputError, FileNotFoundError, ValueError):
             return None
-        if saved.get("fingerprint") != self.fingerprint:
-            return None
-        return [RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"]
+        return saved if saved.get("fingerprint") == self.fingerprint else None
 
-    def save(self, number: int, outcomes: Sequence[RecordOutcome], batches: int, requests: int) -> None:
-        payload = {"fingerprint": self.fingerprint, "batches": batches, "requests": requests,
-                   "outcomes": [asdict(outcome) for outcome in outcomes]}
-        temporary = self._window(number) + ".tmp"
-        with open_path(temporary, "wb") as handle:
-            handle.write(json.dumps(payload, default=str).encode())
-        _rename(temporary, self._window(number))
+    def _write(self, number: int, state: str, payload: dict) -> None:
+        target = self._file(number, state)
+        with open_path(target + ".tmp", "wb") as handle:
+            handle.write(json.dumps({"fingerprint": self.fingerprint, **payload}, default=str).encode())
+        _rename(target + ".tmp", target)
+
+    def load(self, number: int) -> WindowResult | None:
+        """The outcomes of a finished window, or None."""
+        saved = self._read(number, "done")
+        if saved is None:
+            return None
+        return WindowResult([RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"])
+
+    def started(self, number: int) -> int | None:
+        """When an attempt started sending this window (epoch ms), or None."""
+        saved = self._read(number, "started")
+        return int(saved["started_ms"]) if saved else None
+
+    def start(self, number: int, started_ms: int) -> None:
+        self._write(number, "started", {"started_ms": started_ms})
+
+    def save(self, number: int, result: WindowResult) -> None:
+        self._write(number, "done", {"batches": result.batches, "requests": result.requests,
+                                     "outcomes": [asdict(outcome) for outcome in result.outcomes]})
+
+    def scan(self) -> tuple[int, list[int]]:
+        """(windows done, windows started but not done) by earlier attempts, for the log."""
+        directory = _directory(self.path)
+        if not directory.exists():
+            return 0, []
+        names = {item.name for item in directory.iterdir()}
+        done = {name.split(".")[0] for name in names if name.endswith(".done.json")}
+        started = sorted(int(name.split(".")[0].split("-")[1]) for name in names
+                         if name.endswith(".started.json") and name.split(".")[0] not in done)
+        return len(done), [number for number in started if self.started(number) is not None]
 
     def clear(self) -> None:
-        if "://" in self.path:
-            from airflow.sdk import ObjectStoragePath
-
-            directory: Any = ObjectStoragePath(self.path)
-        else:
-            directory = Path(self.path)
+        directory = _directory(self.path)
         if not directory.exists():
             return
         for item in directory.iterdir():
@@ -109,6 +195,14 @@ class Checkpoint:
                 item.unlink()
         if not any(directory.iterdir()):
             directory.rmdir()
+
+
+def _directory(path: str) -> Any:
+    if "://" in path:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path)
+    return Path(path)
 
 
 def _rename(source: str, target: str) -> None:
@@ -122,29 +216,20 @@ def _rename(source: str, target: str) -> None:
 
 
 def fingerprint(records: Any, settings: dict[str, Any]) -> str:
-    """What makes a checkpoint valid: the same input (path, size, mtime) and the same settings."""
+    """What makes a checkpoint valid: the same input (path, size, mtime, or content) and the same settings."""
+    import hashlib
+
     source: Any
     if isinstance(records, (str, os.PathLike)) and "://" not in str(records) and os.path.exists(records):
         stat = os.stat(records)
         source = [str(records), stat.st_size, stat.st_mtime_ns]
     elif isinstance(records, (str, os.PathLike)):
         source = str(records)
+    elif isinstance(records, pd.DataFrame):
+        source = str(pd.util.hash_pandas_object(records, index=True).sum()) + repr(list(records.columns))
     else:
-        source = repr(type(records))
-        try:
-            source = hashlib.sha256(json.dumps(records, default=str, sort_keys=True).encode()).hexdigest() \
-                if isinstance(records, list) else hashlib.sha256(
-                    records.to_json().encode()).hexdigest()  # DataFrame
-        except (TypeError, AttributeError, ValueError):
-            pass
+        source = hashlib.sha256(json.dumps(records, default=str, sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(json.dumps([source, settings], default=str, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def write_reports(tally: Tally, failures_path: str | None, id_map_path: str | None) -> None:
-    if failures_path is not None:
-        write_failure_report(failures_path, sorted(tally.failures, key=lambda row: row.input_row))
-    if id_map_path is not None:
-        write_id_map(id_map_path, sorted(tally.id_map))
 
 
 def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path: str | None) -> dict[str, Any]:
@@ -157,6 +242,7 @@ def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path
         "failed": tally.failed,
         "created": tally.created,
         "updated": tally.updated,
+        "unchanged": tally.unchanged,
         "batches": tally.batches,
         "requests": tally.requests,
         "failures_path": failures_path,
@@ -182,11 +268,177 @@ def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio
     return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"
 
 
-def duplicate_positions(keys: Iterator[tuple[int, str | None]]) -> tuple[dict[str, list[int]], dict[str, int]]:
-    """Keys that appear more than once (→ every row number holding them) and the last row of each key."""
-    rows: dict[str, list[int]] = {}
-    for row, key in keys:
-        if key is not None:
-            rows.setdefault(key, []).append(row)
-    duplicates = {key: positions for key, positions in rows.items() if len(positions) > 1}
-    return duplicates, {key: positions[-1] for key, positions in duplicates.items()}
+def is_data(records: Any) -> bool:
+    """Inline rows (never rendered as a template) rather than a reference: a path, URI or XCom."""
+    return isinstance(records, (list, tuple, pd.DataFrame))
+
+
+class HubSpotWriteOperator(BaseOperator):
+    """The shared run of the write operators; subclasses implement `build_inputs` and `send_inputs`.
+
+    ``records`` is templated only when it is a reference (a path, a URI, an XCom argument): inline rows
+    (a DataFrame, a list of dicts) are user data, never rendered by Jinja nor stored as rendered fields.
+    """
+
+    operation = "write"
+    keeps_id_map = False
+    template_fields: Sequence[str] = ("records", "failures_path", "id_map_path", "checkpoint_path", "column_mapping",
+                                      "date_format")
+    ui_color = "#ff7a59"
+
+    def __init__(
+        self,
+        *,
+        records: Any,
+        hubspot_conn_id: str = DEFAULT_CONN_ID,
+        column_mapping: dict[str, str] | None = None,
+        ignore_columns: Sequence[str] = (),
+        clear_missing: bool = False,
+        date_format: str | dict[str, str] | None = None,
+        batch_size: int = BATCH_LIMIT,
+        failures_path: str | None = None,
+        id_map_path: str | None = None,
+        checkpoint_path: str | None = None,
+        max_failed_records: int = 0,
+        max_failed_ratio: float | None = None,
+        window_rows: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.records = None if is_data(records) else records
+        self.inline_records = records if is_data(records) else None
+        self.hubspot_conn_id = hubspot_conn_id
+        self.column_mapping = column_mapping
+        self.ignore_columns = list(ignore_columns)
+        self.clear_missing = clear_missing
+        self.date_format = date_format
+        self.batch_size = check_batch_size(batch_size)
+        self.failures_path = failures_path
+        self.id_map_path = id_map_path
+        self.checkpoint_path = checkpoint_path
+        if max_failed_ratio is not None and not 0 <= float(max_failed_ratio) <= 1:
+            raise HubSpotInputError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
+        self.max_failed_records = max_failed_records
+        self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
+        self.window_rows = window_rows
+        self.schema: Any = None
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        if is_data(self.records):  # rows that arrived through XCom: data, not a rendered field
+            self.inline_records, self.records = self.records, None
+
+    @property
+    def input_records(self) -> Any:
+        return self.inline_records if self.inline_records is not None else self.records
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    def build_inputs(self, window: Window) -> WindowInputs:
+        """The hook inputs of a window's rows, and the rows refused (or settled) without a request."""
+        raise NotImplementedError
+
+    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+        """Send the inputs; one outcome per item, indexed by its position in ``inputs.items``."""
+        raise NotImplementedError
+
+    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+        """Checks and passes over the whole input before anything is sent."""
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes what a window sends: a checkpoint is reused only when it matches."""
+        return {"operation": self.operation, "batch_size": self.batch_size, "mapping": self.column_mapping,
+                "ignore": self.ignore_columns, "clear": self.clear_missing, "dates": self.date_format}
+
+    def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        """Outcomes ready to count; `last` is the call after the final window."""
+        return outcomes
+
+    # -- the shared run ------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = HubSpotAppointmentsHook(self.hubspot_conn_id)
+        self.schema = hook.get_property_schema()
+        self.prepare(hook, context)
+        checkpoint = Checkpoint(self.checkpoint_path, fingerprint(self.input_records, self.settings())) \
+            if self.checkpoint_path else None
+        if checkpoint:
+            done, started = checkpoint.scan()
+            if done or started:
+                self.log.info("resuming from checkpoint %s: %d window(s) already done; window(s) %s were being "
+                              "sent when the previous attempt stopped and are reconciled", checkpoint.path, done,
+                              started or "none")
+        tally = Tally()
+        keep_id_map = self.keeps_id_map and self.id_map_path is not None
+        rows = self.window_rows or self.batch_size * max(hook.concurrency, 1) * CHUNKS_PER_CONNECTION
+        for number, (first_row, frame) in enumerate(iter_record_frames(self.input_records, chunk_rows=rows)):
+            result = checkpoint.load(number) if checkpoint else None
+            if result is None:
+                window = Window(number, first_row, frame, checkpoint.started(number) if checkpoint else None)
+                result = self._run_window(hook, window, checkpoint)
+            tally.batches += result.batches
+            tally.requests += result.requests
+            tally.add(self.finalize(result.outcomes), keep_id_map)
+        tally.add(self.finalize([], last=True), keep_id_map)
+        return self._report(context, tally, checkpoint)
+
+    def _run_window(self, hook: HubSpotAppointmentsHook, window: Window, checkpoint: Checkpoint | None) -> WindowResult:
+        inputs = self.build_inputs(window)
+        if checkpoint and window.resumed_since is None and inputs.items:
+            checkpoint.start(window.number, int(time.time() * 1000))
+        sent = self.send_inputs(hook, inputs, window) if inputs.items else BatchResult(self.operation)
+        outcomes = [replace(outcome, index=inputs.rows[outcome.index]) for outcome in sent.outcomes]
+        result = WindowResult(sorted(outcomes + inputs.settled, key=lambda o: o.index), sent.batches, sent.requests)
+        if len(result.outcomes) != len(window.frame):
+            raise RuntimeError(f"{self.operation}: {len(result.outcomes)} outcomes for {len(window.frame)} rows")
+        if checkpoint:
+            checkpoint.save(window.number, result)
+        return result
+
+    def _report(self, context: Context, tally: Tally, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        id_map_path = self.id_map_path if self.keeps_id_map else None
+        failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
+        if failures_path is not None:
+            write_failure_report(failures_path, sorted(tally.failures, key=lambda row: row.input_row))
+        if id_map_path is not None:
+            write_id_map(id_map_path, sorted(tally.id_map))
+        result = summary(self.operation, tally, failures_path, id_map_path)
+        self.log.info("%s: %d records, %d succeeded (%d created, %d updated, %d unchanged), %d failed; "
+                      "%d batches, %d requests", self.operation, result["records"], result["succeeded"],
+                      result["created"], result["updated"], result["unchanged"], result["failed"], result["batches"],
+                      result["requests"])
+        for row in tally.failures[:20]:
+            self.log.warning("row %s (%s) failed: %s %s", row.input_row, row.input_key, row.category, row.message)
+        breach = policy_breach(tally, self.max_failed_records, self.max_failed_ratio)
+        if breach:
+            raise AirflowException(f"{self.operation}: {breach}. Failure report: {failures_path}")
+        if checkpoint:
+            checkpoint.clear()
+        return result
+
+    def _default_report_path(self, context: Context, kind: str) -> str:
+        home = os.environ.get("AIRFLOW_HOME", "~/airflow")
+        ti = context["ti"]
+        suffix = f"-{ti.map_index}" if ti.map_index >= 0 else ""
+        run = str(ti.run_id).replace(":", "_").replace("+", "_")
+        return str(Path(home).expanduser() / "hubspot_reports" / ti.dag_id / run / f"{ti.task_id}{suffix}.{kind}.parquet")
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+    def serialize(self, window: Window, extra_ignore: Sequence[str] = (), key_column: str | None = None
+                  ) -> tuple[list[tuple[int, dict[str, str]]], list[RecordOutcome]]:
+        """Rows → properties: (input row, properties) of each row that serialized, and the refusals of the rest."""
+        frame = window.frame
+        serialized = serialize_frame(frame, self.schema, column_mapping=self.column_mapping,
+                                     clear_missing=self.clear_missing, date_format=self.date_format,
+                                     ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
+        refused = [local_failure(window.row(position),
+                                 row_key(frame[key_column].iloc[position]) if key_column in frame.columns else None,
+                                 "INVALID_INPUT", message)
+                   for position, message in sorted(serialized.errors.items())]
+        sendable = [(window.row(position), properties) for position, properties in enumerate(serialized.rows)
+                    if position not in serialized.errors]
+        return sendable, refused
+
+    def require_columns(self, frame: pd.DataFrame, *columns: str) -> None:
+        missing = [column for column in columns if column not in frame.columns]
+        if missing:
+            raise HubSpotInputError(f"{self.task_id}: input has no column {', '.join(map(repr, missing))} "
+                                    f"(columns: {', '.join(map(str, frame.columns))})")

@@ -19,8 +19,8 @@ from airflow_provider_appointments.operators.appointments import (
 )
 
 SUITE = Path(__file__).parent / "dags" / "operator_suite.py"
-WRITE_KEYS = {"operation", "records", "succeeded", "failed", "created", "updated", "batches", "requests",
-              "failures_path", "id_map_path"}
+WRITE_KEYS = {"operation", "records", "succeeded", "failed", "created", "updated", "unchanged", "batches",
+              "requests", "failures_path", "id_map_path"}
 
 
 @pytest.fixture
@@ -167,7 +167,8 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
     monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", crash_on_third_window)
     with pytest.raises(SystemExit):
         operator.execute({"ti": _TI()})
-    assert len(list((tmp_path / "ckpt").glob("window-*.json"))) == 2
+    assert len(list((tmp_path / "ckpt").glob("window-*.done.json"))) == 2
+    assert len(list((tmp_path / "ckpt").glob("window-*.started.json"))) == 3  # the third was being sent
     monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", real)
     summary = operator.execute({"ti": _TI()})
     assert (summary["records"], summary["created"], summary["failed"]) == (450, 450, 0)
@@ -179,10 +180,15 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
 def test_checkpoints_work_on_object_storage_uris(tmp_path):
     from airflow_provider_appointments.operators._write import Checkpoint
 
+    from airflow_provider_appointments.operators._write import WindowResult
+
     checkpoint = Checkpoint(f"file://{tmp_path}/ckpt", "fp-1")
     outcome = RecordOutcome(3, "K", True, hubspot_id="9", new=True)
-    checkpoint.save(0, [outcome], batches=1, requests=1)
-    assert checkpoint.load(0) == ([outcome], 1, 1)
+    checkpoint.start(0, 1_700_000_000_000)
+    assert checkpoint.started(0) == 1_700_000_000_000 and checkpoint.load(0) is None
+    checkpoint.save(0, WindowResult([outcome], 1, 1))
+    assert checkpoint.load(0) == WindowResult([outcome], 1, 1)
+    assert checkpoint.scan() == (1, [])
     assert Checkpoint(f"file://{tmp_path}/ckpt", "other input").load(0) is None  # never reused for another input
     checkpoint.clear()
     assert not (tmp_path / "ckpt").exists()

@@ -1,0 +1,438 @@
+"""The write operators: batch-create, upsert, archive and associate appointments.
+
+Each declares how a window of input rows becomes hook inputs and how they are sent; the shared run in
+`HubSpotWriteOperator` does the rest (windows, checkpoints, reports, the summary, the failure policy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_appointments.api.client import ON_EXISTING, association_category
+from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
+from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+from airflow_provider_appointments.operators._write import (
+    HubSpotWriteOperator,
+    Window,
+    WindowInputs,
+    local_failure,
+    row_key,
+)
+from airflow_provider_appointments.records.readers import iter_record_frames
+from airflow_provider_appointments.records.writers import read_extract
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+AMBIGUOUS = "AMBIGUOUS_WRITE"
+
+
+def idempotency_key(namespace: str, row: int, properties: dict[str, str]) -> str:
+    """The same row of the same input in the same namespace always gets the same key."""
+    content = json.dumps([namespace, row, properties], sort_keys=True, ensure_ascii=False)
+    return "af1-" + hashlib.sha256(content.encode()).hexdigest()[:40]
+
+
+def default_namespace(context: Context) -> str:
+    """One namespace per task instance: a retry or re-run of the same DAG run shares it; other runs do not."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{ti.map_index}"
+
+
+class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
+    """Create appointments from a DataFrame, a list of dicts or a Parquet/CSV/JSON Lines file.
+
+    Nothing is created twice when each row has a unique key: either a natural one (``dedupe_property``)
+    or one the operator derives (``idempotency_property``). A create whose answer was lost is then read
+    back instead of replayed, a window an interrupted attempt was sending is reconciled on retry, and a
+    row whose key already exists resolves to that record (``on_existing``). Without a key, rows whose
+    outcome cannot be known are reported ``AMBIGUOUS_WRITE`` and never sent again.
+
+    :param records: the input (a path or URI is templated; inline rows are not).
+    :param dedupe_property: a unique-value property every row carries (e.g. ``external_appointment_id``).
+    :param idempotency_property: a unique-value text property (created when missing, which needs the
+        ``crm.schemas.appointments.write`` scope) that receives a key derived from
+        ``idempotency_namespace``, the row number and the row's values.
+    :param idempotency_namespace: (templated) default ``<dag_id>/<task_id>/<run_id>/<map_index>``: a
+        retry or re-run of the same DAG run writes nothing twice; another run creates its own records.
+    :param on_existing: a row whose ``dedupe_property`` value already exists: ``"skip"`` (default;
+        succeeded with the existing id, ``new=False``), ``"update"`` (its values are written to that
+        record) or ``"fail"`` (``CONFLICT`` in the failure report).
+    :param association_columns: ``{column: object type}``; each row is associated on create with the
+        record whose id is in that column (default association type).
+    :param id_map_path: where to write the id map (input row, key, HubSpot id, new) (templated).
+    :param failures_path: where to write the failure report (templated; Parquet or CSV).
+    :param column_mapping: ``{column: property}`` for columns not named after their property.
+    :param ignore_columns: input columns that are not properties.
+    :param clear_missing: send empty strings for missing values (clears them) instead of leaving them out.
+    :param date_format: strptime format of date/datetime columns that are not ISO 8601 (e.g.
+        ``"%d/%m/%Y"``), or ``{column: format}``; ambiguous dates are refused without it.
+    :param batch_size: inputs per request (at most 100).
+    :param checkpoint_path: directory or URI of per-window checkpoints, so a retried task resumes.
+    :param max_failed_records: failures tolerated before the task fails (after writing the reports).
+    :param max_failed_ratio: or the fraction of records allowed to fail.
+
+    Returns to XCom ``{"operation": "create", "records", "succeeded", "failed", "created", "updated",
+    "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
+    """
+
+    operation = "create"
+    keeps_id_map = True
+    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "idempotency_namespace")
+
+    def __init__(self, *, dedupe_property: str | None = None, idempotency_property: str | None = None,
+                 idempotency_namespace: str | None = None, on_existing: str = "skip",
+                 association_columns: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if dedupe_property and idempotency_property:
+            raise HubSpotInputError("give dedupe_property (a natural key) or idempotency_property (a derived "
+                                    "key), not both")
+        if on_existing not in ON_EXISTING:
+            raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
+        self.dedupe_property = dedupe_property
+        self.idempotency_property = idempotency_property
+        self.idempotency_namespace = idempotency_namespace
+        self.on_existing = on_existing
+        self.association_columns = dict(association_columns or {})
+        self.association_types: dict[str, int] = {}
+        self.namespace: str | None = None
+
+    @property
+    def unique_property(self) -> str | None:
+        return self.dedupe_property or self.idempotency_property
+
+    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+        if self.idempotency_property:
+            hook.ensure_property(self.idempotency_property, label="Airflow idempotency key", has_unique_value=True,
+                                 description="Set by the Airflow HubSpot provider so a retried create is not "
+                                             "written twice")
+            self.schema = hook.get_property_schema()
+            self.namespace = self.idempotency_namespace or default_namespace(context)
+        if self.dedupe_property and self.dedupe_property not in self.schema.unique_properties():
+            raise HubSpotInputError(f"dedupe_property {self.dedupe_property!r} is not a unique-value property; "
+                                    f"unique properties: {self.schema.unique_properties()}")
+        self.association_types = {column: hook.default_association_type_id(kind)
+                                  for column, kind in self.association_columns.items()}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "dedupe": self.dedupe_property, "assoc": self.association_columns,
+                "idempotency": [self.idempotency_property, self.namespace], "existing": self.on_existing}
+
+    def build_inputs(self, window: Window) -> WindowInputs:
+        self.require_columns(window.frame, *self.association_columns)
+        sendable, refused = self.serialize(window, extra_ignore=list(self.association_columns),
+                                           key_column=self.dedupe_property)
+        inputs = WindowInputs(settled=refused)
+        for row, properties in sendable:
+            if self.dedupe_property and not properties.get(self.dedupe_property):
+                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.dedupe_property} "
+                                                    "is empty; it is needed to create safely"))
+                continue
+            if self.idempotency_property:
+                properties = {**properties, self.idempotency_property: idempotency_key(self.namespace or "", row,
+                                                                                       properties)}
+            inputs.add(row, {"properties": properties, "associations": self._associations(window, row)})
+        if window.resumed_since is not None and not self.unique_property:
+            # Without a key nobody can tell which of these the interrupted attempt created.
+            inputs.settled += [RecordOutcome(row, str(row), False, category=AMBIGUOUS, message=(
+                f"row {row} was being sent when the previous attempt stopped; without dedupe_property or "
+                "idempotency_property it cannot be known whether HubSpot created it, so it is not sent again"))
+                for row in inputs.rows]
+            inputs.items, inputs.rows = [], []
+        return inputs
+
+    def _associations(self, window: Window, row: int) -> list[dict]:
+        associations = []
+        for column, type_id in self.association_types.items():
+            target = row_key(window.frame[column].iloc[row - window.first_row])
+            if target:
+                associations.append({"to": {"id": target}, "types": [
+                    {"associationCategory": association_category(type_id), "associationTypeId": type_id}]})
+        return associations
+
+    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+        since = window.resumed_since
+        if since is not None and self.idempotency_property:
+            since = 0  # a record holding one of this run's keys was created by an attempt of this run
+        result = hook.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
+                                   on_existing="skip" if self.idempotency_property else self.on_existing,
+                                   batch_size=self.batch_size)
+        if not self.dedupe_property:  # the key users recognise is the row itself, or its derived key
+            keys = [item["properties"].get(self.idempotency_property or "") or str(row)
+                    for item, row in zip(inputs.items, inputs.rows)]
+            result.outcomes = [replace(outcome, key=keys[outcome.index]) for outcome in result.outcomes]
+        return result
+
+
+class LastKeyWins:
+    """``on_duplicate_keys="last"``: only the last row of a key is sent; its earlier rows take that row's
+    outcome, which may arrive in a later window. Until then they wait here."""
+
+    def __init__(self, keys: Iterable[tuple[int, str | None]]) -> None:
+        rows: dict[str, list[int]] = {}
+        for row, key in keys:
+            if key is not None:
+                rows.setdefault(key, []).append(row)
+        self.duplicates = {key: found for key, found in rows.items() if len(found) > 1}
+        self.last_row = {key: found[-1] for key, found in self.duplicates.items()}
+        self._final: dict[str, RecordOutcome] = {}
+        self._waiting: list[RecordOutcome] = []
+
+    def superseded(self, row: int, key: str | None) -> bool:
+        return key is not None and key in self.last_row and self.last_row[key] != row
+
+    def placeholder(self, row: int, key: str) -> RecordOutcome:
+        """What an earlier row holds until its key's last row has an outcome."""
+        return RecordOutcome(row, key, True, message=f"superseded by row {self.last_row[key]}")
+
+    def settle(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        """Outcomes ready to count: waiting rows leave once their key's last row has its outcome."""
+        ready = []
+        for outcome in outcomes:
+            if outcome.key is not None and self.last_row.get(outcome.key) == outcome.index:
+                self._final[outcome.key] = outcome
+            if outcome.succeeded and self.superseded(outcome.index, outcome.key):
+                self._waiting.append(outcome)
+            else:
+                ready.append(outcome)
+        waiting, self._waiting = self._waiting, []
+        for outcome in waiting:
+            final = self._final.get(outcome.key or "")
+            if final is not None:
+                ready.append(replace(final, index=outcome.index,
+                                     message=outcome.message if final.succeeded else final.message))
+            elif last:  # cannot happen when the input reads the same twice; never drop a row
+                ready.append(replace(outcome, succeeded=False, category="INVALID_INPUT",
+                                     message=f"{outcome.message}, whose outcome is unknown"))
+            else:
+                self._waiting.append(outcome)
+        return ready
+
+
+class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
+    """Create or update appointments by a unique property (``id_property``); replays are harmless.
+
+    :param id_property: a unique-value property (e.g. ``external_appointment_id``).
+    :param id_column: the input column holding the key (default: ``id_property``).
+    :param on_duplicate_keys: ``"reject"`` (default): rows sharing a key all go to the failure report
+        (``DUPLICATE_INPUT_KEY``) and none is sent; ``"last"``: only the last row of each key is sent
+        and the earlier ones take its outcome.
+    :param id_map_path: where to write input row → HubSpot id (templated).
+
+    Other parameters as for `HubSpotAppointmentsBatchCreateOperator`. Returns to XCom
+    ``{"operation": "upsert", "records", "succeeded", "failed", "created", "updated", "unchanged",
+    "batches", "requests", "failures_path", "id_map_path"}``.
+    """
+
+    operation = "upsert"
+    keeps_id_map = True
+
+    def __init__(self, *, id_property: str, id_column: str | None = None, on_duplicate_keys: str = "reject",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if on_duplicate_keys not in ("reject", "last"):
+            raise HubSpotInputError(f"on_duplicate_keys must be 'reject' or 'last', got {on_duplicate_keys!r}")
+        self.id_property = id_property
+        self.id_column = id_column or id_property
+        self.on_duplicate_keys = on_duplicate_keys
+        self.keys = LastKeyWins(())
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "id": [self.id_property, self.id_column, self.on_duplicate_keys]}
+
+    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+        unique = self.schema.unique_properties()
+        if self.id_property not in unique:
+            raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
+                                    f"unique properties: {unique}")
+        keys = []
+        for first_row, frame in iter_record_frames(self.input_records, chunk_rows=50_000):
+            self.require_columns(frame, self.id_column)
+            keys.extend((first_row + position, row_key(value)) for position, value in enumerate(frame[self.id_column].tolist()))
+        self.keys = LastKeyWins(keys)
+
+    def build_inputs(self, window: Window) -> WindowInputs:
+        mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
+        sendable, refused = self.serialize(window, extra_ignore=[] if mapped_to_id else [self.id_column],
+                                           key_column=self.id_column)
+        inputs = WindowInputs(settled=refused)
+        for row, properties in sendable:
+            key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
+            if key is None:
+                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.id_column} is empty"))
+            elif key in self.keys.duplicates and self.on_duplicate_keys == "reject":
+                others = [r for r in self.keys.duplicates[key] if r != row][:10]
+                inputs.settled.append(local_failure(row, key, "DUPLICATE_INPUT_KEY",
+                                                    f"row {row}: {self.id_property} {key!r} also appears in rows {others}"))
+            elif self.keys.superseded(row, key):
+                inputs.settled.append(self.keys.placeholder(row, key))
+            else:
+                inputs.add(row, {"id": key, "properties": properties})
+        return inputs
+
+    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+        # On resume, records the interrupted attempt created still count as created.
+        return hook.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+                                 created_since=window.resumed_since)
+
+    def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        return self.keys.settle(outcomes, last) if self.on_duplicate_keys == "last" else outcomes
+
+
+class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
+    """Archive (move to HubSpot's recycling bin) the appointments whose ids are in ``id_column``.
+
+    HubSpot answers 204 even for ids that do not exist, so by default the ids are read first (one
+    batch read per 100 ids, about a third more requests): ids that do not exist go to the failure
+    report as ``OBJECT_NOT_FOUND``; ids already archived succeed (the state asked for holds), which
+    also makes a retry or re-run converge. ``verify_exists=False`` skips the reads.
+
+    :param id_column: the column of appointment ids (default ``id``).
+    :param verify_exists: check the ids before archiving (default True).
+
+    Returns to XCom ``{"operation": "archive", "records", "succeeded", "failed", "created", "updated",
+    "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
+    """
+
+    operation = "archive"
+
+    def __init__(self, *, id_column: str = "id", verify_exists: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.id_column = id_column
+        self.verify_exists = verify_exists
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "id": self.id_column, "verify": self.verify_exists}
+
+    def build_inputs(self, window: Window) -> WindowInputs:
+        self.require_columns(window.frame, self.id_column)
+        inputs = WindowInputs()
+        for position, value in enumerate(window.frame[self.id_column].tolist()):
+            key, row = row_key(value), window.row(position)
+            if key is None:
+                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.id_column} is empty"))
+            else:
+                inputs.add(row, key)
+        return inputs
+
+    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+        if not self.verify_exists:
+            return hook.batch_archive(inputs.items, batch_size=self.batch_size)
+        result = BatchResult(self.operation)
+        active = hook.batch_read(inputs.items)
+        missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
+        archived = hook.batch_read([inputs.items[i] for i in missing], archived=True) if missing else BatchResult("read")
+        for position, outcome in zip(missing, archived.outcomes):
+            result.outcomes.append(
+                RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
+                if outcome.succeeded else replace(outcome, index=position, message=(
+                    f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)")))
+        present = [outcome.index for outcome in active.outcomes if outcome.succeeded]
+        sent = hook.batch_archive([inputs.items[i] for i in present], batch_size=self.batch_size)
+        result.outcomes += [replace(outcome, index=present[outcome.index]) for outcome in sent.outcomes]
+        result.batches = active.batches + archived.batches + sent.batches
+        result.requests = active.requests + archived.requests + sent.requests
+        return result
+
+
+class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
+    """Associate appointments with contacts, companies or deals (associating twice is harmless).
+
+    Each row names ``appointment_id`` (or ``appointment_key``, resolved through a batch-create
+    ``id_map``), the target's id (``to_object_id_column``), and optionally its object type
+    (``to_object_type_column``, else ``to_object_type``) and ``association_type_id`` (else the
+    default type from HubSpot's labels endpoint).
+
+    :param to_object_type: object type for rows without a type column (e.g. ``contacts``).
+    :param id_map: path of an id map written by the batch-create operator (templated).
+    :param appointment_key: column holding the key the id map knows (e.g. ``external_appointment_id``).
+
+    Returns to XCom ``{"operation": "associate", "records", "succeeded", "failed", "created",
+    "updated", "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
+    """
+
+    operation = "associate"
+    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "id_map")
+
+    def __init__(
+        self,
+        *,
+        to_object_type: str | None = None,
+        appointment_id_column: str = "appointment_id",
+        to_object_id_column: str = "to_object_id",
+        to_object_type_column: str = "to_object_type",
+        association_type_id_column: str = "association_type_id",
+        id_map: str | None = None,
+        appointment_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if id_map and not appointment_key:
+            raise HubSpotInputError("id_map needs appointment_key: the column whose values the id map knows")
+        self.to_object_type = to_object_type
+        self.appointment_id_column = appointment_id_column
+        self.to_object_id_column = to_object_id_column
+        self.to_object_type_column = to_object_type_column
+        self.association_type_id_column = association_type_id_column
+        self.id_map = id_map
+        self.appointment_key = appointment_key
+        self.ids_by_key: dict[str, str] = {}
+
+    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+        if self.id_map:
+            mapping = read_extract(self.id_map)
+            self.ids_by_key = {str(k): str(v) for k, v in zip(mapping["input_key"], mapping["hubspot_id"]) if v is not None}
+
+    def build_inputs(self, window: Window) -> WindowInputs:
+        frame = window.frame
+        source_column = self.appointment_key or self.appointment_id_column
+        self.require_columns(frame, source_column, self.to_object_id_column)
+        if self.to_object_type is None:
+            self.require_columns(frame, self.to_object_type_column)
+        inputs = WindowInputs()
+        for position in range(len(frame)):
+            row = window.row(position)
+            source = row_key(frame[source_column].iloc[position])
+            appointment_id = self.ids_by_key.get(source or "") if self.appointment_key else source
+            target = row_key(frame[self.to_object_id_column].iloc[position])
+            kind = self.to_object_type if self.to_object_type_column not in frame.columns else \
+                (row_key(frame[self.to_object_type_column].iloc[position]) or self.to_object_type)
+            if not appointment_id:
+                reason = (f"{self.appointment_key} {source!r} is not in the id map (was it created?)"
+                          if self.appointment_key else f"{self.appointment_id_column} is empty")
+                inputs.settled.append(local_failure(row, source, "INVALID_INPUT", f"row {row}: {reason}"))
+                continue
+            if not target or not kind:
+                inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", "INVALID_INPUT",
+                                                    f"row {row}: {self.to_object_id_column} or the object type is empty"))
+                continue
+            item: dict[str, Any] = {"appointment_id": appointment_id, "to_object_id": target}
+            type_id = row_key(frame[self.association_type_id_column].iloc[position]) \
+                if self.association_type_id_column in frame.columns else None
+            if type_id and not type_id.isdigit():
+                inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", "INVALID_INPUT",
+                                                    f"row {row}: {self.association_type_id_column} {type_id!r} is not "
+                                                    "an association type id (a whole number)"))
+                continue
+            if type_id:
+                item["association_type_id"] = int(type_id)
+            inputs.add(row, (kind, item))
+        return inputs
+
+    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+        groups: dict[str, list[int]] = {}
+        for position, (kind, _) in enumerate(inputs.items):
+            groups.setdefault(kind, []).append(position)
+        result = BatchResult(self.operation)
+        for kind, positions in groups.items():
+            sent = hook.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
+                                        batch_size=self.batch_size)
+            result.outcomes += [replace(outcome, index=positions[outcome.index]) for outcome in sent.outcomes]
+            result.batches += sent.batches
+            result.requests += sent.requests
+        return result
