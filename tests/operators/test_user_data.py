@@ -111,3 +111,20 @@ def test_an_association_404_names_the_missing_side(sim, tmp_path):
     messages = pd.read_parquet(tmp_path / "f.parquet").set_index("input_row")["message"]
     assert messages[0].startswith("contacts record 4242 does not exist")
     assert messages[1].startswith("appointment 77 does not exist")
+
+
+def test_rerunning_a_whole_dag_run_writes_nothing_twice(run_dag, sim, tmp_path):
+    pd.DataFrame({"external_appointment_id": [f"B-{i}" for i in range(250)], "hs_appointment_name": "booking"}
+                 ).to_csv(tmp_path / "bookings.csv", index=False)
+    pd.DataFrame({"hs_appointment_name": [f"walk-in {i}" for i in range(250)]}).to_csv(tmp_path / "walk_ins.csv",
+                                                                                      index=False)
+    when = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    first = run_dag(SUITE, "rerun_creates", run_conf={"dir": str(tmp_path)}, logical_date=when, run_after=when)
+    assert [first.xcom(task)["created"] for task in ("natural_key", "derived_key")] == [250, 250]
+    run_id = first.dag_run.run_id
+    again = run_dag(SUITE, "rerun_creates", run_conf={"dir": str(tmp_path)}, logical_date=when, run_after=when)
+    assert again.dag_run.run_id == run_id and again.state == "success", again.task_states()
+    for task in ("natural_key", "derived_key"):
+        assert (again.xcom(task)["created"], again.xcom(task)["unchanged"], again.xcom(task)["failed"]) == (0, 250, 0)
+    names = [r.properties.get("hs_appointment_name") for r in sim.store.appointments()]
+    assert names.count("booking") == 250 and sum(n.startswith("walk-in") for n in names) == 250

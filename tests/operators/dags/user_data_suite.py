@@ -56,3 +56,16 @@ def daily_interval_timetable():
 inline_user_data()
 daily_default_timetable()
 daily_interval_timetable()
+
+
+@dag(dag_id="rerun_creates", schedule=None, start_date=START, catchup=False, params={"dir": Param("", type="string")})
+def rerun_creates():
+    HubSpotAppointmentsBatchCreateOperator(
+        task_id="natural_key", records="{{ params.dir }}/bookings.csv", dedupe_property="external_appointment_id",
+        checkpoint_path="{{ params.dir }}/ckpt-natural")
+    HubSpotAppointmentsBatchCreateOperator(
+        task_id="derived_key", records="{{ params.dir }}/walk_ins.csv", idempotency_property="airflow_idempotency_key",
+        checkpoint_path="{{ params.dir }}/ckpt-derived")
+
+
+rerun_creates()
