@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 answers")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API request")
     parser.add_argument("--latency-jitter-ms", type=float, default=0.0, help="up to this much more latency")
+    parser.add_argument("--search-lag-ms", type=int, default=DEFAULTS.search_lag_ms,
+                        help="milliseconds before a write is visible to search (HubSpot: a few seconds); 0 = at once")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per API request")
     parser.add_argument("--fault-kinds", default="502,503,504", help=f"comma-separated, from {','.join(FAULT_KINDS)}")
     parser.add_argument("--fault-paths", default=None, help="regular expression of the paths faults apply to")
@@ -70,6 +72,7 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
         retry_after=args.retry_after,
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
+        search_lag_ms=args.search_lag_ms,
         faults=FaultConfig(rate=args.fault_rate, kinds=tuple(k for k in args.fault_kinds.split(",") if k),
                            paths=args.fault_paths, methods=tuple(m for m in args.fault_methods.split(",") if m),
                            timeout_s=args.fault_timeout),

@@ -36,6 +36,10 @@ class SimulatorConfig:
     :param retry_after: whether 429 answers carry ``Retry-After`` (HubSpot does not always send it).
     :param latency_ms: latency added to every API request (``await``-ed, so requests overlap).
     :param latency_jitter_ms: up to this much more latency, drawn per request.
+    :param search_lag_ms: how long after a write search sees it, per record (HubSpot: a few seconds;
+        reads, lists and batch reads see writes at once). Until then search finds the record's
+        previous state: a created record not at all, an updated one with its old values, an
+        archived one still.
     :param faults: fault injection settings.
     :param hub_id: the simulated account's id.
     """
@@ -57,6 +61,7 @@ class SimulatorConfig:
     retry_after: bool = False
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    search_lag_ms: int = 0
     faults: FaultConfig = field(default_factory=FaultConfig)
     hub_id: int = 4242
 
@@ -71,6 +76,8 @@ class SimulatorConfig:
         counts = (self.seed_appointments, self.seed_contacts, self.seed_companies, self.seed_deals)
         if any(count is not None and count < 0 for count in counts):
             raise ValueError("seeded record counts must be non-negative")
+        if self.search_lag_ms is None or self.search_lag_ms < 0:
+            raise ValueError(f"search_lag_ms must be non-negative, got {self.search_lag_ms}")
         if not self.tokens and not self.token_scopes and not self.oauth_clients:
             raise ValueError("configure at least one token or OAuth client, or nobody can call the simulator")
         self.origin_ms()  # fail early on an unreadable clock origin

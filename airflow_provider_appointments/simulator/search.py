@@ -24,6 +24,7 @@ Rules (HubSpot's where documented, otherwise marked as model choices):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,12 +57,16 @@ class Condition:
     :param numeric: the same filter on an array of values every record has (epoch ms, ids); None
         when the filter has to look at the strings.
     :param exact: for ``EQ``/``IN``, the values that can match (lets derived unique keys be looked up).
+    :param operator: the filter's operator.
+    :param operands: its converted values (numbers for numeric properties).
     """
 
     name: str
     test: Callable[[str | None], bool]
     numeric: Callable[[np.ndarray], np.ndarray] | None = None
     exact: tuple[str, ...] | None = None
+    operator: str = ""
+    operands: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,20 +96,25 @@ def parse_request(schema: ObjectSchema, body: Any, raw_length: int) -> SearchReq
                                f"{raw_length}. Ask for fewer properties or filters.")
     if not isinstance(body, dict):
         raise validation_error("The search request body must be a JSON object.")
-    groups = body.get("filterGroups") or []
+    groups = body.get("filterGroups")
+    groups = [] if groups is None else groups
     if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("filters", []), list)
                                                for g in groups):
         raise validation_error("filterGroups must be a list of {filters: [...]}.")
     filters = [list(group.get("filters") or []) for group in groups]
-    if body.get("filters"):
-        filters.append(list(body["filters"]))
+    top_level = body.get("filters")
+    if top_level is not None and not isinstance(top_level, list):
+        raise validation_error("filters must be a list of filters.")
+    if top_level:
+        filters.append(list(top_level))
     total = sum(len(group) for group in filters)
     if len(filters) > MAX_GROUPS or any(len(g) > MAX_FILTERS_PER_GROUP for g in filters) or total > MAX_FILTERS:
         raise validation_error(
             f"Too many filters: at most {MAX_GROUPS} filterGroups of up to {MAX_FILTERS_PER_GROUP} filters each, "
             f"{MAX_FILTERS} filters in total (got {len(filters)} groups, {total} filters).",
             context={"filterGroups": [str(len(filters))], "filters": [str(total)]})
-    limit, after = _integer(body.get("limit", DEFAULT_PAGE), "limit"), _integer(body.get("after", 0) or 0, "after")
+    limit = _integer(DEFAULT_PAGE if body.get("limit") is None else body["limit"], "limit")
+    after = _integer(0 if body.get("after") in (None, "") else body["after"], "after")
     if not 1 <= limit <= PAGE_MAX:
         raise validation_error(f"limit must be between 1 and {PAGE_MAX}; got {limit}.", context={"limit": [str(limit)]})
     if after < 0 or after + limit > RESULT_CAP:
@@ -115,6 +125,8 @@ def parse_request(schema: ObjectSchema, body: Any, raw_length: int) -> SearchReq
     properties = body.get("properties")
     if isinstance(properties, str):
         properties = [name for name in properties.split(",") if name]
+    if properties is not None and not (isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
+        raise validation_error("properties must be a list of property names.")
     return SearchRequest(
         groups=[[_condition(schema, spec) for spec in group] for group in filters if group],
         query=_query(schema, body.get("query")),
@@ -126,28 +138,245 @@ def parse_request(schema: ObjectSchema, body: Any, raw_length: int) -> SearchReq
 
 
 def run(store: Store, schema: ObjectSchema, request: SearchRequest) -> tuple[int, list[Record]]:
-    """(total matches, the records of the requested page)."""
+    """(total matches, the records of the requested page), as the search index sees them now."""
     kind = schema.name
     with store.lock:
         table = store.tables[kind]
+        overlay = _overlay(store, kind)
+        written = _overlay_matches(overlay, schema, request)
+        key_name = request.sort[0].name if request.sort is not None else "hs_object_id"
+        descending = request.sort is not None and request.sort[1]
+        numbers = _numbers(table, schema, key_name)
+        if numbers is not None:
+            return _run_indexed(store, schema, request, numbers, key_name, descending, overlay, written)
+        # Sorting on a property seeded records keep as strings or codes: mask everything, then sort.
         seeded = ~store.shadowed[kind] & _seeded_matches(table, schema, request)
         seeded_rows = np.flatnonzero(seeded)
-        written = [r for r in store.records[kind].values() if not r.archived and _record_matches(r, request)]
+        records = [overlay.records[i] for i in written]
         ids = np.concatenate([seeded_rows.astype(np.int64) + table.id_base + 1,
-                              np.array([r.id for r in written], dtype=np.int64)])
-        if request.sort is None:
-            order = np.argsort(ids, kind="stable")
-        else:
-            definition, descending = request.sort
-            keys, missing = _sort_keys(table, schema, definition, seeded_rows, written)
-            order = np.lexsort((ids, -keys if descending else keys, missing))
+                              np.array([r.id for r in records], dtype=np.int64)])
+        definition, descending = request.sort  # type: ignore[misc]
+        keys, missing = _sort_keys(table, schema, definition, seeded_rows, records)
+        order = np.lexsort((ids, -keys if descending else keys, missing))
         page = ids[order[request.after:request.after + request.limit]]
-        records = [store.get(kind, int(record_id)) for record_id in page]
-        return len(ids), [r for r in records if r is not None]
+        by_id = {r.id: r for r in records}
+        return len(ids), [by_id[i] if i in by_id else store._view(kind, i - table.id_base - 1)
+                          for i in (int(x) for x in page)]
+
+
+# -- indexes -------------------------------------------------------------------------------------
+@dataclass
+class _Overlay:
+    """The written records search sees now (lagging writes replaced by their earlier state), not
+    archived, in id order, with their ids and timestamps as arrays."""
+
+    records: list[Record]
+    ids: np.ndarray
+    created: np.ndarray
+    updated: np.ndarray
+    version: int
+    valid_until: int | None
+
+
+def _overlay(store: Store, kind: str) -> _Overlay:
+    now = store.now_ms()
+    cached = store.search_cache.get(("overlay", kind))
+    if cached is not None and cached.version == store.version and (cached.valid_until is None
+                                                                    or now < cached.valid_until):
+        return cached
+    overrides, valid_until = store.search_overrides(kind, now)
+    visible = [r for i, r in store.records[kind].items() if i not in overrides and not r.archived]
+    visible += [r for r in overrides.values() if r is not None and not r.archived]
+    visible.sort(key=lambda r: r.id)
+    overlay = _Overlay(visible, np.array([r.id for r in visible], dtype=np.int64),
+                       np.array([r.created_ms for r in visible], dtype=np.int64),
+                       np.array([r.updated_ms for r in visible], dtype=np.int64), store.version, valid_until)
+    store.search_cache[("overlay", kind)] = overlay
+    return overlay
+
+
+def _overlay_matches(overlay: _Overlay, schema: ObjectSchema, request: SearchRequest) -> list[int]:
+    """Positions in the overlay of the records matching the request."""
+    records = overlay.records
+    if len(request.groups) == 1 and not request.query:
+        arrays = {"hs_object_id": overlay.ids, schema.created_property: overlay.created,
+                  schema.modified_property: overlay.updated}
+        mask = np.ones(len(records), dtype=bool)
+        rest = []
+        for condition in request.groups[0]:
+            if condition.numeric is not None and condition.name in arrays:
+                mask &= condition.numeric(arrays[condition.name])
+            else:
+                rest.append(condition)
+        return [i for i in np.flatnonzero(mask).tolist()
+                if all(c.test(records[i].value(c.name)) for c in rest)]
+    return [i for i, record in enumerate(records) if _record_matches(record, request)]
+
+
+def _sorted_index(store: Store, table: SeededTable, key_name: str, numbers: np.ndarray,
+                  descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(rows in sort order, ties by id; their keys in ascending order: the key, or minus the key when
+    descending), built once per seeded table and kept until the store is reset."""
+    cache_key = ("order", table.object_type, key_name, descending)
+    index = store.search_cache.get(cache_key)
+    if index is None:
+        if key_name == "hs_object_id":  # rows are in id order already
+            order = np.arange(table.size, dtype=np.int64)
+            index = (order[::-1], -numbers[::-1]) if descending else (order, numbers)
+        else:
+            keys = -numbers if descending else numbers
+            order = np.argsort(keys, kind="stable")
+            index = (order, keys[order])
+        store.search_cache[cache_key] = index
+    return index
+
+
+_INT_LIMIT = 2 ** 62
+
+
+def _key_bounds(conditions: list[Condition]) -> tuple[int, int]:
+    """The integer key range [low, high] that range conditions on the sort key allow (low > high: none)."""
+    low, high = -_INT_LIMIT, _INT_LIMIT
+    for condition in conditions:
+        operator, operands = condition.operator, condition.operands
+        if any(math.isnan(v) for v in operands):
+            return 1, 0
+        if operator == "GT":
+            low = max(low, _above(operands[0], strict=True))
+        elif operator == "GTE":
+            low = max(low, _above(operands[0], strict=False))
+        elif operator == "LT":
+            high = min(high, _below(operands[0], strict=True))
+        elif operator == "LTE":
+            high = min(high, _below(operands[0], strict=False))
+        elif operator == "EQ":
+            if not math.isfinite(operands[0]) or operands[0] != math.floor(operands[0]):
+                return 1, 0
+            low, high = max(low, _above(operands[0], False)), min(high, _below(operands[0], False))
+        elif operator == "BETWEEN":
+            low, high = max(low, _above(operands[0], False)), min(high, _below(operands[1], False))
+    return low, high
+
+
+def _above(value: float, strict: bool) -> int:
+    """The lowest integer above `value` (or equal to it unless strict), clamped."""
+    if math.isinf(value):
+        return _INT_LIMIT + 1 if value > 0 else -_INT_LIMIT
+    lowest = math.floor(value) + 1 if strict else math.ceil(value)
+    return max(-_INT_LIMIT, min(_INT_LIMIT + 1, lowest))
+
+
+def _below(value: float, strict: bool) -> int:
+    """The highest integer below `value` (or equal to it unless strict), clamped."""
+    if math.isinf(value):
+        return _INT_LIMIT if value > 0 else -_INT_LIMIT - 1
+    highest = math.ceil(value) - 1 if strict else math.floor(value)
+    return max(-_INT_LIMIT - 1, min(_INT_LIMIT, highest))
+
+
+_RANGE_OPERATORS = ("GT", "GTE", "LT", "LTE", "EQ", "BETWEEN")
+
+
+def _bounds_key(condition: Condition, key_name: str) -> bool:
+    return condition.name == key_name and condition.numeric is not None and condition.operator in _RANGE_OPERATORS
+
+
+def _run_indexed(store: Store, schema: ObjectSchema, request: SearchRequest, numbers: np.ndarray, key_name: str,
+                 descending: bool, overlay: _Overlay, written: list[int]) -> tuple[int, list[Record]]:
+    """Search sorted on ids or a timestamp every seeded record has: seeded rows come in order from a
+    sorted index (a contiguous slice of it when the filters bound the sort key), are filtered
+    column-wise, and are merged with the matching written records."""
+    kind = schema.name
+    table = store.tables[kind]
+    shadowed = store.shadowed[kind]
+    wanted = request.after + request.limit
+    order, sorted_keys = _sorted_index(store, table, key_name, numbers, descending)
+    if len(request.groups) <= 1 and not request.query:
+        conditions = request.groups[0] if request.groups else []
+        ranged = [c for c in conditions if _bounds_key(c, key_name)]
+        residual = [c for c in conditions if not _bounds_key(c, key_name)]
+        low, high = _key_bounds(ranged)
+        if low > high:
+            start = stop = 0
+        else:
+            low, high = (-high, -low) if descending else (low, high)
+            start = int(np.searchsorted(sorted_keys, np.int64(low), "left"))
+            stop = int(np.searchsorted(sorted_keys, np.int64(high), "right"))
+        shadowed_rows = _shadowed_rows(store, kind)
+        if not residual:
+            # Count the shadowed rows inside the slice from their keys; read just enough rows for the page.
+            inside = 0
+            if len(shadowed_rows) and stop > start:
+                keys = -numbers[shadowed_rows] if descending else numbers[shadowed_rows]
+                inside = int(np.count_nonzero((keys >= sorted_keys[start]) & (keys <= sorted_keys[stop - 1])))
+            total = stop - start - inside
+            head = order[start:min(stop, start + wanted + inside)]
+            if inside:
+                head = head[~shadowed[head]]
+            head = head[:wanted]
+        elif 4 * (stop - start) > table.size and all(_cost(table, schema, c) == 0 for c in residual):
+            # A wide slice: column-wise masks over whole columns are cheaper than gathering the slice's rows.
+            mask = ~shadowed
+            for condition in residual:
+                mask &= _condition_mask(table, schema, condition, mask)
+            rows = order[start:stop]
+            rows = rows[mask[rows]]
+            total, head = len(rows), rows[:wanted]
+        else:
+            rows = order[start:stop]
+            if len(shadowed_rows):
+                rows = rows[~shadowed[rows]]
+            for condition in sorted(residual, key=lambda c: _cost(table, schema, c)):
+                if not len(rows):
+                    break
+                rows = rows[_rows_mask(table, schema, condition, rows)]
+            total, head = len(rows), rows[:wanted]
+    else:
+        matched = ~shadowed & _seeded_matches(table, schema, request)
+        rows = order[matched[order]]
+        total, head = len(rows), rows[:wanted]
+
+    records = [overlay.records[i] for i in written]
+    seeded_ids = head.astype(np.int64) + table.id_base + 1
+    keys = np.concatenate([numbers[head].astype(np.float64), _written_keys(schema, key_name, records)])
+    missing = np.isnan(keys)
+    keys[missing] = 0.0
+    ids = np.concatenate([seeded_ids, np.array([r.id for r in records], dtype=np.int64)])
+    merged = np.lexsort((ids, -keys if descending else keys, missing))[request.after:wanted]
+    page = []
+    for position in merged.tolist():
+        if position < len(head):
+            page.append(store._view(kind, int(head[position])))
+        else:
+            page.append(records[position - len(head)])
+    return total + len(records), page
+
+
+def _written_keys(schema: ObjectSchema, key_name: str, records: list[Record]) -> np.ndarray:
+    """Sort keys of written records (NaN: no value)."""
+    if key_name == "hs_object_id":
+        return np.array([r.id for r in records], dtype=np.float64)
+    if key_name == schema.created_property:
+        return np.array([r.created_ms for r in records], dtype=np.float64)
+    if key_name == schema.modified_property:
+        return np.array([r.updated_ms for r in records], dtype=np.float64)
+    convert = _converter(schema.properties[key_name])
+    values = [r.value(key_name) for r in records]
+    return np.array([math.nan if v is None else convert(v) for v in values], dtype=np.float64)
+
+
+def _shadowed_rows(store: Store, kind: str) -> np.ndarray:
+    cache_key = ("shadowed", kind)
+    cached = store.search_cache.get(cache_key)
+    if cached is None or cached[0] != store.version:
+        cached = store.search_cache[cache_key] = (store.version, np.flatnonzero(store.shadowed[kind]))
+    return cached[1]
 
 
 # -- compiling -----------------------------------------------------------------------------------
 def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise validation_error(f"{name} must be an integer; got {value!r}.", context={name: [str(value)]})
     try:
         return int(str(value).strip())
     except ValueError:
@@ -208,7 +437,7 @@ def _condition(schema: ObjectSchema, spec: Any) -> Condition:
     if definition.type in ("number", "datetime", "date"):
         numeric = lambda array: _ARRAY_COMPARE[operator](array, operands)  # noqa: E731
     exact = tuple(str(v) for v in (spec.get("values") or [spec.get("value")])) if operator in ("EQ", "IN") else None
-    return Condition(name, test, numeric, exact)
+    return Condition(name, test, numeric, exact, operator, tuple(operands))
 
 
 def _operand(definition: PropertyDefinition, value: Any) -> Any:
@@ -321,6 +550,24 @@ def _condition_mask(table: SeededTable, schema: ObjectSchema, condition: Conditi
     rows = np.flatnonzero(candidates)
     result[rows] = [condition.test(_seeded_value(table, schema, condition.name, int(row))) for row in rows]
     return result
+
+
+def _rows_mask(table: SeededTable, schema: ObjectSchema, condition: Condition, rows: np.ndarray) -> np.ndarray:
+    """`condition` on some seeded rows only (the same rules as `_condition_mask`)."""
+    numbers = _numbers(table, schema, condition.name)
+    if numbers is not None and condition.numeric is not None:
+        return condition.numeric(numbers[rows])
+    column = table.columns.get(condition.name)
+    if column is None and numbers is None:
+        return np.full(len(rows), condition.test(None))
+    if column is not None and column.codes is not None:
+        by_category = np.array([condition.test(value) for value in column.categories], dtype=bool)
+        return by_category[column.codes[rows]]
+    if column is not None and column.invert is not None and condition.exact is not None:
+        found = np.flatnonzero(_condition_mask(table, schema, condition, np.zeros(table.size, dtype=bool)))
+        return np.isin(rows, found)
+    return np.array([condition.test(_seeded_value(table, schema, condition.name, int(row))) for row in rows.tolist()],
+                    dtype=bool)
 
 
 def _seeded_value(table: SeededTable, schema: ObjectSchema, name: str, row: int) -> str | None:

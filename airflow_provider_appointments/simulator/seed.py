@@ -128,7 +128,12 @@ class SeededTable:
         return row if 0 <= row < self.size else None
 
     def ids(self) -> np.ndarray:
-        return np.arange(self.id_base + 1, self.id_base + 1 + self.size, dtype=np.int64)
+        """Every row's record id (built once; do not modify)."""
+        ids = self.__dict__.get("_ids")
+        if ids is None or len(ids) != self.size:
+            ids = self.__dict__["_ids"] = np.arange(self.id_base + 1, self.id_base + 1 + self.size, dtype=np.int64)
+            ids.flags.writeable = False
+        return ids
 
     def properties(self, row: int) -> dict[str, str]:
         values = {}

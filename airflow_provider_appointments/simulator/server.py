@@ -100,7 +100,8 @@ class Simulator(_Surface):
     """
 
     def __init__(self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._state = SimulatorState(config or SimulatorConfig())
+        self._state = state = SimulatorState(config or SimulatorConfig())
+        state.store.search_lag_ms = lambda: state.config.search_lag_ms  # follows configure() too
         self.host, self.port = host, port
         self.url = ""
         self._server: uvicorn.Server | None = None

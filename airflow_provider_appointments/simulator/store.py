@@ -11,6 +11,12 @@ linked to, keeps its links in `links`, which is then the whole truth for them.
 
 All methods take `lock` (re-entrant), so the server's event loop and a test thread can both use
 the store; handlers hold the lock across a whole request.
+
+Search lag: HubSpot's search index trails writes by a few seconds. With `search_lag_ms` > 0 every
+write that changes what search sees (create, update with real changes, archive, restore, GDPR
+delete) is queued per record as (moment it becomes searchable, the record's state before it);
+`search_overrides` tells search which state of each such record it may see now. Reads, lists and
+batch reads always see the current state. ``version`` counts writes, so search can cache.
 """
 
 from __future__ import annotations
@@ -103,8 +109,11 @@ class Store:
     :param origin_ms: the clock origin seeded history ends at; default: midnight UTC today.
     """
 
-    def __init__(self, seed: int = 7, counts: dict[str, int] | None = None, origin_ms: int | None = None) -> None:
+    def __init__(self, seed: int = 7, counts: dict[str, int] | None = None, origin_ms: int | None = None,
+                 search_lag_ms: int | Callable[[], int] = 0) -> None:
         self.lock = threading.RLock()
+        self.search_lag_ms = search_lag_ms
+        self.version = 0
         self.reset(seed, counts, origin_ms)
 
     def reset(self, seed: int, counts: dict[str, int] | None = None, origin_ms: int | None = None) -> None:
@@ -126,6 +135,45 @@ class Store:
             self.links: dict[tuple[str, int], Links] = {}
             self._reverse_index: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
             self._last_ms = 0
+            # kind -> id -> [(moment the write becomes searchable, the state before it; None: absent)]
+            self._search_pending: dict[str, dict[int, list[tuple[int, Record | None]]]] = {kind: {} for kind in SCHEMAS}
+            self.search_cache: dict = {}  # search's indexes of the seeded tables and overlays (search.py)
+            self.version += 1
+
+    # -- search lag ------------------------------------------------------------------------------
+    def lag_ms(self) -> int:
+        """The current search lag (`search_lag_ms` may be a number or a callable giving one)."""
+        lag = self.search_lag_ms
+        return max(0, int(lag() if callable(lag) else lag or 0))
+
+    def _before_search_change(self, kind: str, record_id: int, before: Record | None) -> None:
+        """Called before a write changes what search sees of a record: queue its old state."""
+        self.version += 1
+        lag = self.lag_ms()
+        if lag <= 0:
+            return
+        snapshot = None if before is None else _snapshot(before)
+        self._search_pending[kind].setdefault(record_id, []).append((self.now_ms() + lag, snapshot))
+
+    def search_overrides(self, kind: str, now_ms: int | None = None) -> tuple[dict[int, Record | None], int | None]:
+        """({id: the state search sees instead of the current one (None: not found)}, when that next
+        changes), for the records whose latest writes search does not see yet."""
+        with self.lock:
+            now = self.now_ms() if now_ms is None else now_ms
+            pending = self._search_pending[kind]
+            overrides: dict[int, Record | None] = {}
+            next_change = None
+            for record_id in list(pending):
+                queue = pending[record_id]
+                while queue and queue[0][0] <= now:
+                    queue.pop(0)
+                if not queue:
+                    del pending[record_id]
+                    self.version += 1
+                    continue
+                overrides[record_id] = queue[0][1]
+                next_change = queue[0][0] if next_change is None else min(next_change, queue[0][0])
+            return overrides, next_change
 
     # -- schema ----------------------------------------------------------------------------------
     def schema(self, name: str) -> ObjectSchema:
@@ -253,6 +301,7 @@ class Store:
             row = self.tables[kind].row_of(record.id)
             if row is not None:
                 self.shadowed[kind][row] = True
+            self.version += 1
             for name in record.schema.unique_properties:
                 if record.properties.get(name):
                     self.unique_index[(kind, name)][record.properties[name]] = record.id
@@ -262,6 +311,7 @@ class Store:
         """A new record with the (already validated) values."""
         with self.lock:
             values = {name: value for name, value in properties.items() if value != ""}
+            self._before_search_change(kind, self.next_id[kind], None)
             record = Record(self.next_id[kind], self.schemas[kind], values, at_ms, at_ms,
                             events=[(at_ms, "API", source_id, dict(values))])
             self.next_id[kind] += 1
@@ -278,6 +328,7 @@ class Store:
             changes = {name: value for name, value in properties.items() if record.properties.get(name, "") != value}
             if not changes:
                 return record
+            self._before_search_change(record.object_type, record.id, record)
             for name, value in changes.items():
                 previous = record.properties.pop(name, None)
                 if previous is not None and (record.object_type, name) in self.unique_index:
@@ -299,6 +350,7 @@ class Store:
         with self.lock:
             record = self.materialize(record)
             if record.archived_ms is None:
+                self._before_search_change(record.object_type, record.id, record)
                 record.archived_ms = at_ms if at_ms is not None else self.now_ms()
                 record.updated_ms = max(record.updated_ms, record.archived_ms)
                 self.archived_ids[record.object_type].add(record.id)
@@ -308,6 +360,8 @@ class Store:
         """Bring a record back from the recycling bin, same id and values."""
         with self.lock:
             record = self.materialize(record)
+            if record.archived_ms is not None:
+                self._before_search_change(record.object_type, record.id, record)
             record.archived_ms = None
             record.updated_ms = max(record.updated_ms, at_ms)
             self.archived_ids[record.object_type].discard(record.id)
@@ -317,6 +371,7 @@ class Store:
         """GDPR delete: the record, its history and its associations are gone for good."""
         with self.lock:
             kind = record.object_type
+            self._before_search_change(kind, record.id, self.get(kind, record.id))
             for to_kind, targets in self._writable_links(kind, record.id).items():
                 for to_id in targets:
                     self.links[(to_kind, to_id)].get(kind, {}).pop(record.id, None)
@@ -404,6 +459,13 @@ class Store:
             index = self._reverse_index[(from_kind, to_kind)] = (order, targets[order])
         order, sorted_targets = index
         return order[np.searchsorted(sorted_targets, to_row, "left"):np.searchsorted(sorted_targets, to_row, "right")]
+
+
+def _snapshot(record: Record) -> Record:
+    """A frozen copy of a record's current state (what search keeps seeing while a write lags)."""
+    return Record(record.id, record.schema, dict(record.properties), record.created_ms, record.updated_ms,
+                  record.archived_ms, events=None if record.events is None else list(record.events),
+                  loader=record.loader)
 
 
 def _copy(links: Links) -> Links:
