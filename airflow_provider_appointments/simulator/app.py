@@ -370,14 +370,26 @@ def _schema_write(call: Call) -> tuple[str, ...]:
 
 # -- plumbing ------------------------------------------------------------------------------------
 def _parse_body(route: Route, raw: bytes) -> Any:
+    """The JSON body, or HubSpot's "Invalid input JSON" 400: for malformed JSON, bytes that are not
+    UTF-8, the non-standard ``NaN`` / ``Infinity`` literals, numbers too long to read and nesting too
+    deep to read."""
     if not raw or route.kind == "oauth":
         return None
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as problem:
-        where = f" on line {problem.lineno}, column {problem.colno}" if isinstance(problem, json.JSONDecodeError) else ""
-        raise validation_error(f"Invalid input JSON{where}: {getattr(problem, 'msg', problem)}",
-                               context={"body": ["malformed JSON"]}) from None
+        return json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as problem:
+        reason = f" on line {problem.lineno}, column {problem.colno}: {problem.msg}"
+    except UnicodeDecodeError as problem:
+        reason = f": the body is not UTF-8 ({problem.reason} at byte {problem.start})"
+    except RecursionError:
+        reason = ": the body is nested too deeply"
+    except ValueError as problem:  # NaN / Infinity, or an integer with more digits than Python reads
+        reason = f": {problem}" if "JSON value" in str(problem) else ": a number in the body has too many digits"
+    raise validation_error(f"Invalid input JSON{reason}", context={"body": ["malformed JSON"]})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -393,7 +405,11 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 def _encode(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (``"\\ud800"`` in a request) echoed back: keep it escaped
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_appointments.simulator.errors import HubSpotHTTPError, not_found, validation_error
+from airflow_provider_appointments.simulator.errors import (
+    HubSpotHTTPError,
+    expect_fields,
+    expect_list,
+    expect_type_id,
+    not_found,
+    validation_error,
+)
 from airflow_provider_appointments.simulator.objects import batch_inputs, record_id
 from airflow_provider_appointments.simulator.routing import Call, Reply
 from airflow_provider_appointments.simulator.schema import (
@@ -43,6 +50,31 @@ from airflow_provider_appointments.simulator.shapes import (
 from airflow_provider_appointments.simulator.store import Record, Store
 
 LIST_LIMIT = 500
+# What each batch input holds: ``from`` and ``to`` are ``{id}`` objects (``to`` is a list of them in
+# batch archive), ``types`` a list of ``AssociationSpec``; batch read takes ``{id}`` inputs.
+PAIR, PAIR_WITH_TYPES, FROM_AND_TARGETS, PUBLIC_ID = "pair", "pair+types", "from+targets", "id"
+
+
+def association_inputs(body: Any, shape: str) -> list[dict]:
+    """The inputs of an association batch, each checked for the JSON types of its fields, or the
+    invalid-input 400 naming the first field that does not fit (before any input is applied)."""
+    inputs = batch_inputs(body)
+    for position, item in enumerate(inputs):
+        where = f"inputs[{position}]"
+        if shape == PUBLIC_ID:
+            expect_fields(item, where, scalars=("id",))
+            continue
+        item = expect_fields(item, where, objects=("from",) if shape == FROM_AND_TARGETS else ("from", "to"),
+                             lists=("to",) if shape == FROM_AND_TARGETS else ("types",) if shape == PAIR_WITH_TYPES
+                             else ())
+        expect_fields(item.get("from") or {}, f"{where}.from", scalars=("id",))
+        targets = item.get("to") if shape == FROM_AND_TARGETS else [item.get("to") or {}]
+        for number, target in enumerate(targets or []):
+            expect_fields(target, f"{where}.to[{number}]" if shape == FROM_AND_TARGETS else f"{where}.to",
+                          scalars=("id",))
+        for number, spec in enumerate(item.get("types") or [] if shape == PAIR_WITH_TYPES else []):
+            expect_type_id(spec, f"{where}.types[{number}]")
+    return inputs
 
 
 class AssociationsAPI:
@@ -64,6 +96,8 @@ class AssociationsAPI:
     def put_labelled(self, call: Call) -> Reply:
         record, to_schema, to_id = self._pair(call.params["object_type"], call.params["object_id"],
                                               call.params["to_type"], call.params["to_id"])
+        for position, spec in enumerate(expect_list(call.body, "body")):
+            expect_type_id(spec, f"body[{position}]")
         type_ids = _type_ids(record.schema, to_schema, call.body)
         self.store.associate(record.object_type, record.id, to_schema.name, to_id, type_ids)
         location = f"{call.base_url}{call.path}"
@@ -122,7 +156,7 @@ class AssociationsAPI:
     def batch_create(self, call: Call) -> Reply:
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         started, results, errors = now_iso(), [], []
-        for item in batch_inputs(call.body):
+        for item in association_inputs(call.body, PAIR_WITH_TYPES):
             from_raw, to_raw = _pair_ids(item)
             try:
                 record, _, to_id = self._pair(schema.name, from_raw, to_schema.name, to_raw)
@@ -138,7 +172,7 @@ class AssociationsAPI:
         """Spec: always 200; failed inputs are listed in ``errors``."""
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         started, results, errors = now_iso(), [], []
-        for item in batch_inputs(call.body):
+        for item in association_inputs(call.body, PAIR):
             from_raw, to_raw = _pair_ids(item)
             try:
                 record, _, to_id = self._pair(schema.name, from_raw, to_schema.name, to_raw)
@@ -150,8 +184,8 @@ class AssociationsAPI:
     def batch_read(self, call: Call) -> Reply:
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         started, results, errors = now_iso(), [], []
-        for item in batch_inputs(call.body):
-            raw = str(item.get("id", "")) if isinstance(item, dict) else ""
+        for item in association_inputs(call.body, PUBLIC_ID):
+            raw = "" if item.get("id") is None else str(item["id"])
             found = record_id(raw)
             record = self.store.get(schema.name, found) if found is not None else None
             targets = labelled_targets(self.store, record, to_schema.name) if record and not record.archived else []
@@ -169,15 +203,16 @@ class AssociationsAPI:
         """Remove every association between each ``from`` and its ``to`` records (200, no results)."""
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         started = now_iso()
-        for item in batch_inputs(call.body):
-            from_id = record_id((item.get("from") or {}).get("id", "")) if isinstance(item, dict) else None
-            targets = item.get("to") if isinstance(item, dict) else None
-            if from_id is None or not isinstance(targets, list):
-                raise validation_error("Each input needs from.id and a to list of {id}.")
-            for target in targets:
-                to_id = record_id((target or {}).get("id", "")) if isinstance(target, dict) else None
-                if to_id is not None:
-                    self.store.dissociate(schema.name, from_id, to_schema.name, to_id)
+        pairs = []
+        for position, item in enumerate(association_inputs(call.body, FROM_AND_TARGETS)):
+            from_id = record_id((item.get("from") or {}).get("id"))
+            if from_id is None or not isinstance(item.get("to"), list):
+                raise validation_error(f"inputs[{position}] needs a numeric from.id and a to list of {{id}}.",
+                                       context={"field": [f"inputs[{position}]"]})
+            pairs += [(from_id, to_id) for to_id in (record_id(target.get("id")) for target in item["to"])
+                      if to_id is not None]
+        for from_id, to_id in pairs:
+            self.store.dissociate(schema.name, from_id, to_schema.name, to_id)
         return Reply(200, batch_body([], [], started))
 
     def batch_archive_labels(self, call: Call) -> Reply:
@@ -185,7 +220,7 @@ class AssociationsAPI:
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         started, errors = now_iso(), []
         default = default_association_type(schema.name, to_schema.name)
-        for item in batch_inputs(call.body):
+        for item in association_inputs(call.body, PAIR_WITH_TYPES):
             from_raw, to_raw = _pair_ids(item)
             try:
                 record, _, to_id = self._pair(schema.name, from_raw, to_schema.name, to_raw)
@@ -222,10 +257,12 @@ class AssociationsAPI:
                 "associationSpec": {"associationCategory": default.category, "associationTypeId": default.type_id}}
 
 
-def _pair_ids(item: Any) -> tuple[str, str]:
-    if not isinstance(item, dict):
-        return "", ""
-    return str((item.get("from") or {}).get("id", "")), str((item.get("to") or {}).get("id", ""))
+def _pair_ids(item: dict) -> tuple[str, str]:
+    """The ``from.id`` and ``to.id`` of an input `association_inputs` checked ("" when missing)."""
+    def id_of(side: str) -> str:
+        value = (item.get(side) or {}).get("id")
+        return "" if value is None else str(value)
+    return id_of("from"), id_of("to")
 
 
 def _type_named(schema: ObjectSchema, to_schema: ObjectSchema, name: str) -> AssociationType:

@@ -111,7 +111,8 @@ class Authenticator:
         client_id = form.get("client_id", "")
         if client_id not in self.oauth_clients:
             raise _token_error("BAD_CLIENT_ID", "missing or unknown client id")
-        if not secrets.compare_digest(self.oauth_clients[client_id], form.get("client_secret", "")):
+        if not secrets.compare_digest(self.oauth_clients[client_id].encode(),  # bytes: any characters compare
+                                      form.get("client_secret", "").encode("utf-8", "surrogatepass")):
             raise _token_error("BAD_CLIENT_SECRET", "missing or invalid client secret")
         refresh_token = form.get("refresh_token", "")
         with self._lock:

@@ -102,3 +102,92 @@ def property_errors(problems: list[tuple[str, str, str]]) -> HubSpotHTTPError:
         errors=[{"message": message, "code": code, "context": {"propertyName": [name]}}
                 for name, code, message in problems],
     )
+
+
+# -- the shape of request bodies -------------------------------------------------------------------
+# HubSpot deserializes a body into its request type before anything else looks at it, so a value of
+# the wrong JSON type anywhere (an array where an object belongs, an object where an id belongs)
+# fails the whole request with a 400 "Invalid input JSON" naming where, never a per-input error.
+SCALARS = (str, int, float, bool)  # what HubSpot coerces into a string field
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a parsed value, with its article, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def invalid_input(where: str, expected: str, value: Any) -> HubSpotHTTPError:
+    """HubSpot's 400 for a body that does not deserialize: `where` is the JSON path of the value
+    (``body`` for the whole body)."""
+    subject = "the request body" if where == "body" else where
+    return validation_error(f"Invalid input JSON: {subject} must be {expected}, not {json_type(value)}.",
+                            context={"field": [where]})
+
+
+def expect_object(value: Any, where: str, *, optional: bool = False) -> dict:
+    """`value` as a JSON object (``{}`` for a missing optional one), or the invalid-input 400."""
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_input(where, "an object", value)
+    return value
+
+
+def expect_list(value: Any, where: str, *, optional: bool = False) -> list:
+    """`value` as a JSON array (``[]`` for a missing optional one), or the invalid-input 400."""
+    if value is None and optional:
+        return []
+    if not isinstance(value, list):
+        raise invalid_input(where, "an array", value)
+    return value
+
+
+def expect_scalar(value: Any, where: str) -> None:
+    """A string field: strings, numbers and booleans coerce into one (null means absent); arrays and
+    objects are the invalid-input 400."""
+    if value is not None and not isinstance(value, SCALARS):
+        raise invalid_input(where, "a string", value)
+
+
+def expect_fields(item: Any, where: str, scalars: tuple[str, ...] = (), objects: tuple[str, ...] = (),
+                  lists: tuple[str, ...] = ()) -> dict:
+    """Check one JSON object: the named fields, when present, are string-like, objects or arrays."""
+    item = expect_object(item, where)
+    prefix = "" if where == "body" else f"{where}."
+    for name in scalars:
+        expect_scalar(item.get(name), prefix + name)
+    for name in objects:
+        expect_object(item.get(name), prefix + name, optional=True)
+    for name in lists:
+        expect_list(item.get(name), prefix + name, optional=True)
+    return item
+
+
+def expect_string_list(value: Any, where: str) -> list[str] | None:
+    """An optional array of strings (property names); items are coerced to strings."""
+    if value is None:
+        return None
+    for position, item in enumerate(expect_list(value, where)):
+        if not isinstance(item, SCALARS):
+            raise invalid_input(f"{where}[{position}]", "a string", item)
+    return [str(item) for item in value]
+
+
+def expect_type_id(spec: Any, where: str) -> None:
+    """An ``AssociationSpec``: an object whose ``associationTypeId`` is an integer and whose
+    ``associationCategory`` is a string."""
+    spec = expect_fields(spec, where, scalars=("associationCategory",))
+    type_id = spec.get("associationTypeId")
+    integral = isinstance(type_id, int) and not isinstance(type_id, bool) or (
+        isinstance(type_id, float) and type_id.is_integer()) or (
+        isinstance(type_id, str) and type_id.strip().isascii() and type_id.strip().lstrip("-").isdigit())
+    if type_id is not None and not integral:
+        raise invalid_input(f"{where}.associationTypeId", "an integer", type_id)

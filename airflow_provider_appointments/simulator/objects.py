@@ -25,7 +25,14 @@ from urllib.parse import urlencode
 
 from airflow_provider_appointments.simulator import search as searching
 from airflow_provider_appointments.simulator.errors import (
+    SCALARS,
     HubSpotHTTPError,
+    expect_fields,
+    expect_list,
+    expect_object,
+    expect_scalar,
+    expect_string_list,
+    expect_type_id,
     not_found,
     property_errors,
     validation_error,
@@ -41,20 +48,68 @@ LIST_LIMIT, LIST_LIMIT_WITH_HISTORY, LIST_DEFAULT = 100, 50, 10
 Links = list[tuple[str, int, set[int]]]
 
 
-def batch_inputs(body: Any) -> list:
-    """The ``inputs`` of a batch body (at most 100), or HubSpot's 400."""
+# The fields of each batch input, by the JSON type HubSpot's request types give them.
+INPUT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "create": {"scalars": ("objectWriteTraceId",), "objects": ("properties",), "lists": ("associations",)},
+    "read": {"scalars": ("id",)},
+    "update": {"scalars": ("id", "idProperty", "objectWriteTraceId"), "objects": ("properties",)},
+    "upsert": {"scalars": ("id", "idProperty", "objectWriteTraceId"), "objects": ("properties",)},
+    "archive": {"scalars": ("id",)},
+}
+
+
+def batch_inputs(body: Any, kind: str | None = None) -> list:
+    """The ``inputs`` of a batch body (at most 100), or HubSpot's 400.
+
+    :param kind: a key of `INPUT_FIELDS`: every input must then be an object whose fields have the
+        JSON types that batch takes (checked for all inputs before any is applied).
+    """
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise validation_error("The request body must be a JSON object with an inputs array.")
+        raise validation_error("Invalid input JSON: the request body must be a JSON object with an inputs array.",
+                               context={"field": ["inputs"]})
     inputs = body["inputs"]
     if len(inputs) > BATCH_LIMIT:
         raise validation_error(f"Batch input size {len(inputs)} is larger than the limit of {BATCH_LIMIT} inputs "
                                "per request.", context={"inputs": [str(len(inputs))], "limit": [str(BATCH_LIMIT)]})
+    if kind is not None:
+        for position, item in enumerate(inputs):
+            expect_fields(item, f"inputs[{position}]", **INPUT_FIELDS[kind])
+            if kind == "create":
+                check_properties_shape(item.get("properties"), f"inputs[{position}].properties")
+                check_associations_shape(item.get("associations"), f"inputs[{position}].associations")
+            elif kind in ("update", "upsert"):
+                check_properties_shape(item.get("properties"), f"inputs[{position}].properties")
     return inputs
 
 
+def check_properties_shape(properties: Any, where: str) -> None:
+    """A ``properties`` map: a JSON object whose values are strings (numbers and booleans coerce)."""
+    for name, value in expect_object(properties, where, optional=True).items():
+        expect_scalar(value, f"{where}.{name}")
+
+
+def check_associations_shape(associations: Any, where: str) -> None:
+    """The ``associations`` of a create input: ``[{to: {id}, types: [AssociationSpec]}]``."""
+    for position, item in enumerate(expect_list(associations, where, optional=True)):
+        at = f"{where}[{position}]"
+        item = expect_fields(item, at, objects=("to",), lists=("types",))
+        expect_fields(item.get("to") or {}, f"{at}.to", scalars=("id",))
+        for number, spec in enumerate(item.get("types") or []):
+            expect_type_id(spec, f"{at}.types[{number}]")
+
+
+MAX_RECORD_ID = 2 ** 63 - 1  # HubSpot's ids are longs
+
+
 def record_id(raw: Any) -> int | None:
+    """The record id a path segment or input names: ASCII digits only, within a long; else None."""
+    if not isinstance(raw, SCALARS) or isinstance(raw, bool):
+        return None
     text = str(raw).strip()
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= MAX_RECORD_ID else None
 
 
 class ObjectsAPI:
@@ -100,19 +155,23 @@ class ObjectsAPI:
 
     def create(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        if not isinstance(call.body, dict):
-            raise validation_error("The request body must be a JSON object with properties.")
-        record, _ = self._create(schema, call.body, self.store.now_ms(), call.source_id)
+        body = expect_fields(call.body, "body", objects=("properties",), lists=("associations",))
+        check_properties_shape(body.get("properties"), "properties")
+        check_associations_shape(body.get("associations"), "associations")
+        record, _ = self._create(schema, body, self.store.now_ms(), call.source_id)
         return Reply(201, record_body(record, list(call.body.get("properties") or {})))
 
     def update(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
         raw = call.params["object_id"]
+        body = expect_fields(call.body, "body", objects=("properties",))
+        check_properties_shape(body.get("properties"), "properties")
         record = self._lookup(schema, raw, call.query.get("idProperty"))
         if record is None or record.archived:
             raise not_found(raw)
-        if not isinstance(call.body, dict) or not isinstance(call.body.get("properties"), dict):
-            raise validation_error("The request body must be a JSON object with properties.")
+        if not isinstance(call.body.get("properties"), dict):
+            raise validation_error("The request body must be a JSON object with properties.",
+                                   context={"field": ["properties"]})
         values = validate_properties(schema, call.body["properties"], creating=False)
         self._check_unique(schema, values, record)
         record = self.store.update(record, values, self.store.now_ms(), call.source_id)
@@ -128,8 +187,8 @@ class ObjectsAPI:
 
     def gdpr_delete(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        body = call.body if isinstance(call.body, dict) else {}
-        if not body.get("objectId"):
+        body = expect_fields(call.body if call.body is not None else {}, "body", scalars=("objectId", "idProperty"))
+        if body.get("objectId") in (None, "", False):
             raise validation_error("objectId is required.", context={"objectId": [""]})
         raw = str(body["objectId"])
         record = self._lookup(schema, raw, body.get("idProperty"))
@@ -150,7 +209,7 @@ class ObjectsAPI:
     # -- batches ---------------------------------------------------------------------------------
     def batch_create(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        inputs = batch_inputs(call.body)
+        inputs = batch_inputs(call.body, "create")
         started, at = now_iso(), self.store.now_ms()
         traces = [item.get("objectWriteTraceId") if isinstance(item, dict) else None for item in inputs]
         multi_status = all(traces) and len({str(t) for t in traces}) == len(traces)
@@ -171,9 +230,13 @@ class ObjectsAPI:
 
     def batch_read(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        inputs = batch_inputs(call.body)
+        inputs = batch_inputs(call.body, "read")
+        expect_fields(call.body, "body", scalars=("idProperty",))
         id_property = call.body.get("idProperty")
-        keys = [str(item.get("id", "")) if isinstance(item, dict) else "" for item in inputs]
+        id_property = None if id_property is None else str(id_property)
+        properties = expect_string_list(call.body.get("properties"), "properties")
+        history = expect_string_list(call.body.get("propertiesWithHistory"), "propertiesWithHistory")
+        keys = [_field(item, "id") for item in inputs]
         _reject_duplicates(keys)
         archived = call.flag("archived")
         results, missing = [], []
@@ -182,7 +245,7 @@ class ObjectsAPI:
             if record is None or record.archived != archived:
                 missing.append(key)
                 continue
-            results.append(record_body(record, call.body.get("properties"), call.body.get("propertiesWithHistory")))
+            results.append(record_body(record, properties, history))
         errors = []
         if missing:
             errors.append(HubSpotHTTPError(
@@ -192,7 +255,7 @@ class ObjectsAPI:
 
     def batch_update(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        inputs = batch_inputs(call.body)
+        inputs = batch_inputs(call.body, "update")
         started, at = now_iso(), self.store.now_ms()
         _reject_duplicates([f"{_field(item, 'idProperty')}:{_field(item, 'id')}" for item in inputs],
                            [_field(item, "id") for item in inputs])
@@ -221,7 +284,7 @@ class ObjectsAPI:
 
     def batch_upsert(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        inputs = batch_inputs(call.body)
+        inputs = batch_inputs(call.body, "upsert")
         started, at = now_iso(), self.store.now_ms()
         default_property = call.query.get("idProperty")
         for item in inputs:
@@ -246,7 +309,7 @@ class ObjectsAPI:
     def batch_archive(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
         at = self.store.now_ms()
-        for item in batch_inputs(call.body):
+        for item in batch_inputs(call.body, "archive"):
             found = record_id(_field(item, "id"))
             record = self.store.get(schema.name, found) if found is not None else None
             if record is not None:
