@@ -436,7 +436,9 @@ def _condition(schema: ObjectSchema, spec: Any) -> Condition:
     numeric = None
     if definition.type in ("number", "datetime", "date"):
         numeric = lambda array: _ARRAY_COMPARE[operator](array, operands)  # noqa: E731
-    exact = tuple(str(v) for v in (spec.get("values") or [spec.get("value")])) if operator in ("EQ", "IN") else None
+    # EQ reads `value` and IN reads `values` (checked above to be a list), as HubSpot does.
+    exact = tuple(str(v) for v in (spec["values"] if operator == "IN" else [spec.get("value")])) \
+        if operator in ("EQ", "IN") else None
     return Condition(name, test, numeric, exact, operator, tuple(operands))
 
 

@@ -199,6 +199,10 @@ def test_malformed_search_bodies_over_http_are_400_never_500(hubspot_simulator_f
     fine = requests.post(sim.url + SEARCH, json={"limit": None, "after": None, "filterGroups": None, "sorts": []},
                          headers=headers, timeout=30)
     assert fine.status_code == 200 and fine.json()["total"] == 30
+    # EQ reads `value`; a stray `values` of the wrong type is ignored, never a 500 (found by the fuzzer).
+    stray = requests.post(sim.url + SEARCH, headers=headers, timeout=30, json={"filterGroups": [{"filters": [
+        {"propertyName": "hs_appointment_name", "operator": "EQ", "value": "x", "values": 1}]}]})
+    assert stray.status_code == 200 and stray.json()["total"] == 0
 
 
 # -- search lag ----------------------------------------------------------------------------------
