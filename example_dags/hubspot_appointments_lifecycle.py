@@ -64,9 +64,9 @@ def hubspot_appointments_lifecycle() -> None:
     @task
     def find_cancelled() -> list[dict]:
         """Ids of every cancelled appointment, found through HubSpot's search."""
-        hook = HubSpotAppointmentsHook()
+        client = HubSpotAppointmentsHook().get_conn()
         filter_groups = [{"filters": [{"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}]}]
-        return [{"id": record["id"]} for page in hook.iter_search(filter_groups, properties=["hs_appointment_status"]) for record in page]
+        return [{"id": record["id"]} for page in client.iter_search(filter_groups, properties=["hs_appointment_status"]) for record in page]
 
     cancelled = find_cancelled()
     archive = HubSpotAppointmentsArchiveOperator(

@@ -6,6 +6,8 @@ time, before any test module imports Airflow.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -113,3 +115,62 @@ def run_dag(airflow_db: Path) -> Iterator[Callable[..., DagRunResult]]:
     yield _run
     for target in copied:
         target.unlink(missing_ok=True)
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that keeps a copy of everything written and passes it on."""
+
+    def __init__(self, target: Any) -> None:
+        self.copy = io.StringIO()
+        self._target = target
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        target = self._target if self._target is not None else sys.stdout
+        return target.write(text)
+
+    def flush(self) -> None:
+        target = self._target if self._target is not None else sys.stdout
+        target.flush()
+
+
+class LogText:
+    """What a test logged: stdlib records (via caplog, DEBUG and up) plus what Airflow's own structlog
+    loggers (the task runner, ``self.log`` of operators) printed to the console / task log."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, tee: _Tee) -> None:
+        self._caplog = caplog
+        self._tee = tee
+
+    @property
+    def stdlib(self) -> str:
+        return self._caplog.text
+
+    @property
+    def airflow(self) -> str:
+        return self._tee.copy.getvalue()
+
+    @property
+    def text(self) -> str:
+        return self.stdlib + self.airflow
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[LogText]:
+    """Capture every log line of the test, robustly.
+
+    Airflow configures logging when it is first imported and then *replaces the root handlers*, so a
+    caplog handler attached before that import silently records nothing. Import it here, during setup
+    (pytest attaches the call-phase caplog handler afterwards). Airflow's structlog loggers bypass the
+    stdlib handlers altogether (they write to a stream of their own), so that stream is teed as well.
+    Tests should still assert that a line they know is logged was captured.
+    """
+    import airflow.sdk.log  # noqa: F401  (configures Airflow's logging now, before capture starts)
+    import structlog
+
+    factory = structlog.get_config()["logger_factory"]
+    assert hasattr(factory, "io"), f"unexpected structlog logger factory {factory!r}; update captured_logs"
+    tee = _Tee(factory.io)
+    monkeypatch.setattr(factory, "io", tee)
+    caplog.set_level(logging.DEBUG)
+    yield LogText(caplog, tee)

@@ -1,46 +1,82 @@
-"""Paging as small strategy objects, so the loop that walks pages is written once."""
+"""Paging as small strategy objects: a paginator reads its cursor from each answer (`update_state`)
+and writes it on the next request (`update_request`), so the loop that walks pages is written once
+(`paginate`) and no endpoint handles ``after`` itself."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+SEARCH_RESULT_CAP = 10_000
+
+
+@dataclass
+class PageRequest:
+    """What one page request carries: query parameters (list) or a JSON body (search)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
 
 
 class Paginator(Protocol):
-    def next_cursor(self, body: dict) -> str | None:
-        """The cursor of the next page, or None after the last one."""
+    has_next: bool
+
+    def update_state(self, answer: dict) -> None:
+        """Read the next cursor from an answer (or learn that it was the last page)."""
+
+    def update_request(self, request: PageRequest) -> None:
+        """Put the cursor on the next request."""
 
 
-class NextAfterPaginator:
-    """HubSpot's ``paging.next.after`` (list: an opaque record cursor; search: an offset)."""
-
-    def next_cursor(self, body: dict) -> str | None:
-        after = ((body.get("paging") or {}).get("next") or {}).get("after")
-        return str(after) if after not in (None, "") else None
+def _next_after(answer: dict) -> str | None:
+    after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after not in (None, "") else None
 
 
-class CappedOffsetPaginator(NextAfterPaginator):
-    """Search: stops before an offset HubSpot would refuse (10,000 results per query)."""
+class CursorPaginator:
+    """List endpoints: ``paging.next.after`` is an opaque cursor sent back as the ``after`` parameter."""
 
-    def __init__(self, page_size: int, cap: int = 10_000) -> None:
+    def __init__(self) -> None:
+        self.cursor: str | None = None
+        self.has_next = True
+
+    def update_state(self, answer: dict) -> None:
+        self.cursor = _next_after(answer)
+        self.has_next = self.cursor is not None
+
+    def update_request(self, request: PageRequest) -> None:
+        request.params["after"] = self.cursor
+
+
+class OffsetPaginator:
+    """Search: ``after`` is an offset in the body; it stops before an offset HubSpot refuses (10,000
+    results per query) and says so in `capped`, so the caller can restart the query past it."""
+
+    def __init__(self, page_size: int, cap: int = SEARCH_RESULT_CAP) -> None:
         self.page_size = page_size
         self.cap = cap
+        self.offset: str | None = None
+        self.has_next = True
         self.capped = False
 
-    def next_cursor(self, body: dict) -> str | None:
-        cursor = super().next_cursor(body)
-        if cursor is not None and int(cursor) + self.page_size > self.cap:
-            self.capped = True
-            return None
-        return cursor
+    def update_state(self, answer: dict) -> None:
+        self.offset = _next_after(answer)
+        if self.offset is not None and int(self.offset) + self.page_size > self.cap:
+            self.capped, self.offset = True, None
+        self.has_next = self.offset is not None
+
+    def update_request(self, request: PageRequest) -> None:
+        assert request.body is not None
+        request.body["after"] = self.offset
 
 
-def walk_pages(fetch: Callable[[str | None], dict], paginator: Paginator) -> Iterator[dict]:
-    """Fetch page after page: `fetch(cursor)` gets one page (cursor None for the first)."""
-    cursor: str | None = None
+def paginate(send: Callable[[PageRequest], dict], request: PageRequest, paginator: Paginator) -> Iterator[dict]:
+    """Send `request`, then the next page's, until the paginator has no next page; yields each answer."""
     while True:
-        body: Any = fetch(cursor)
-        yield body
-        cursor = paginator.next_cursor(body)
-        if cursor is None:
+        answer = send(request)
+        yield answer
+        paginator.update_state(answer)
+        if not paginator.has_next:
             return
+        paginator.update_request(request)

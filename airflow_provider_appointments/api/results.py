@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
-from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError
+from airflow_provider_appointments.api.timestamps import created_ms
+from airflow_provider_appointments.errors import HubSpotAmbiguousWriteError, HubSpotAPIError, HubSpotError
 
 BATCH_LIMIT = 100
 T = TypeVar("T")
@@ -80,7 +80,7 @@ def failed_outcome(index: int, key: str | None, error: HubSpotError) -> RecordOu
     if isinstance(error, HubSpotAPIError):
         return RecordOutcome(index, key, False, status=error.status, category=error.category, message=error.message,
                              context=error.context or None, correlation_id=error.correlation_id)
-    category = "AMBIGUOUS_WRITE" if type(error).__name__ == "HubSpotAmbiguousWriteError" else "TRANSPORT_ERROR"
+    category = "AMBIGUOUS_WRITE" if isinstance(error, HubSpotAmbiguousWriteError) else "TRANSPORT_ERROR"
     return RecordOutcome(index, key, False, category=category, message=str(error))
 
 
@@ -117,7 +117,7 @@ def map_answer(
         key = result_key(item)
         if key is not None and key in pending and key not in by_key:
             new = item.get("new", new_default)
-            if created_since_ms is not None and _created_ms(item) >= created_since_ms:
+            if created_since_ms is not None and created_ms(item) >= created_since_ms:
                 new = True
             by_key[key] = RecordOutcome(pending[key], key, True, hubspot_id=str(item.get("id")) if item.get("id") is not None else None,
                                         new=new if isinstance(new, bool) else new_default)
@@ -129,13 +129,6 @@ def map_answer(
                                     message="HubSpot's answer named neither a result nor an error for this input")
         outcomes.append(outcome)
     return outcomes
-
-
-def _created_ms(item: dict) -> int:
-    stamp = item.get("createdAt")
-    if not stamp:
-        return -1
-    return int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _error_status(error: dict) -> int | None:

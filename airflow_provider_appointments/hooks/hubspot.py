@@ -1,4 +1,8 @@
-"""The Airflow hook for HubSpot's CRM Appointments API: connection → auth → transport → endpoints."""
+"""The Airflow hook for HubSpot's CRM Appointments API: an Airflow connection → an `AppointmentsClient`.
+
+Like Airflow's Salesforce hook, the hook has its client rather than being one: ``hook.get_conn()``
+returns the `AppointmentsClient` (built once per hook), whose methods are the endpoints.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+
 from airflow.sdk import BaseHook
 
 from airflow_provider_appointments import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
+from airflow_provider_appointments.api.settings import DEFAULT_HOST, ClientSettings
 from airflow_provider_appointments.errors import (
     HubSpotAuthenticationError,
     HubSpotError,
@@ -17,14 +24,18 @@ from airflow_provider_appointments.errors import (
     HubSpotTransportError,
 )
 from airflow_provider_appointments.transport.auth import OAUTH_TOKEN_PATH, OAuthRefreshAuth, PrivateAppAuth
-from airflow_provider_appointments.transport.http import DEFAULT_HOST, HubSpotTransport, check_base_url, is_loopback
-from airflow_provider_appointments.transport.pacing import RateLimiter
+from airflow_provider_appointments.transport.http import HubSpotTransport, check_base_url, is_loopback
+from airflow_provider_appointments.transport.pacing import Pacer
 from airflow_provider_appointments.transport.retry import RetryPolicy
 
-API_VERSIONS = ("2026-03", "v3")
+# Connection extras that tune the client: the settings field each one sets, and its type.
+EXTRA_SETTINGS: dict[str, tuple[str, type]] = {
+    "api_version": ("api_version", str), "requests_per_10s": ("requests_per_10s", int),
+    "search_requests_per_second": ("search_requests_per_second", int), "concurrency": ("concurrency", int),
+    "timeout": ("timeout_s", float)}
 
 
-class HubSpotAppointmentsHook(BaseHook, AppointmentsClient):
+class HubSpotAppointmentsHook(BaseHook):
     """Talks to HubSpot's Appointments API (object ``0-421``) with the ``hubspot`` connection.
 
     The connection holds a private-app access token in *password*, or OAuth ``client_id``,
@@ -45,110 +56,84 @@ class HubSpotAppointmentsHook(BaseHook, AppointmentsClient):
     conn_type = CONN_TYPE
     hook_name = "HubSpot"
 
-    def __init__(
-        self,
-        hubspot_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        api_version: str | None = None,
-        requests_per_10s: int | None = None,
-        concurrency: int | None = None,
-        retry_policy: RetryPolicy | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, hubspot_conn_id: str = DEFAULT_CONN_ID, *, api_version: str | None = None,
+                 requests_per_10s: int | None = None, concurrency: int | None = None,
+                 retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hubspot_conn_id = hubspot_conn_id
-        self._api_version = api_version
-        self._requests_per_10s = requests_per_10s
-        self._concurrency = concurrency
-        self._retry_policy = retry_policy
+        self.overrides = {name: value for name, value in (("api_version", api_version),
+                                                          ("requests_per_10s", requests_per_10s),
+                                                          ("concurrency", concurrency)) if value is not None}
+        self.retry_policy = retry_policy
 
     def __repr__(self) -> str:
         return f"HubSpotAppointmentsHook(hubspot_conn_id={self.hubspot_conn_id!r})"
 
     @cached_property
-    def _settings(self) -> dict[str, Any]:
+    def settings(self) -> ClientSettings:
+        """The connection parsed once; anything it does not set keeps `ClientSettings`' default."""
         connection = self.get_connection(self.hubspot_conn_id)
         extra = connection.extra_dejson or {}
-        host = (connection.host or "").strip() or DEFAULT_HOST
-        if "://" not in host:
-            scheme = "http" if is_loopback(host.split(":")[0].strip("[]")) else "https"
-            host = f"{scheme}://{host}"
-        if connection.port and not urlsplit(host).port:
-            host = f"{host.rstrip('/')}:{connection.port}"
-        version = str(self._api_version or extra.get("api_version") or "2026-03")
-        if version not in API_VERSIONS:
-            raise ValueError(f"api_version must be one of {API_VERSIONS}, got {version!r}")
-        timeout = float(extra.get("timeout") or 60)
-        return {
-            "base_url": check_base_url(host),
-            "token": connection.password or "",
-            "client_id": extra.get("client_id") or "",
-            "client_secret": extra.get("client_secret") or "",
-            "refresh_token": extra.get("refresh_token") or "",
-            "api_version": version,
-            "requests_per_10s": self._requests_per_10s or _int(extra.get("requests_per_10s")),
-            "search_per_second": _int(extra.get("search_requests_per_second")) or 5,
-            "concurrency": self._concurrency or _int(extra.get("concurrency")) or 8,
-            "timeout": (min(10.0, timeout), timeout),
-        }
-
-    @property
-    def api_version(self) -> str:  # type: ignore[override]
-        return self._settings["api_version"]
-
-    @property
-    def concurrency(self) -> int:  # type: ignore[override]
-        return self._settings["concurrency"]
+        values: dict[str, Any] = {}
+        for key, (name, kind) in EXTRA_SETTINGS.items():
+            if extra.get(key) not in (None, ""):
+                try:
+                    values[name] = kind(extra[key])
+                except ValueError:
+                    raise ValueError(f"connection {self.hubspot_conn_id!r}: extra {key!r} must be a "
+                                     f"{kind.__name__}, got {extra[key]!r}") from None
+        return ClientSettings(base_url=_base_url(connection.host, connection.port), **{**values, **self.overrides})
 
     @cached_property
-    def transport(self) -> HubSpotTransport:  # type: ignore[override]
-        settings = self._settings
-        import requests
-
+    def conn(self) -> AppointmentsClient:
+        """The client, built once: connection → auth → transport (pacing, retries) → endpoints."""
+        settings = self.settings
+        connection = self.get_connection(self.hubspot_conn_id)
+        extra = connection.extra_dejson or {}
         session = requests.Session()
-        if settings["token"]:
-            auth: PrivateAppAuth | OAuthRefreshAuth = PrivateAppAuth(settings["token"])
-        elif settings["refresh_token"]:
-            auth = OAuthRefreshAuth(settings["base_url"] + OAUTH_TOKEN_PATH, settings["client_id"],
-                                    settings["client_secret"], settings["refresh_token"], post=session.post)
+        if connection.password:
+            auth: PrivateAppAuth | OAuthRefreshAuth = PrivateAppAuth(connection.password)
+        elif extra.get("refresh_token"):
+            auth = OAuthRefreshAuth(settings.base_url + OAUTH_TOKEN_PATH, extra.get("client_id") or "",
+                                    extra.get("client_secret") or "", extra["refresh_token"], post=session.post)
         else:
             raise HubSpotAuthenticationError(
                 401, "INVALID_AUTHENTICATION",
                 f"connection {self.hubspot_conn_id!r} has neither an access token (password) nor an OAuth "
                 "refresh_token (extra)")
-        return HubSpotTransport(
-            settings["base_url"],
-            auth,
-            limiter=RateLimiter(settings["requests_per_10s"]),
-            search_limiter=RateLimiter(settings["search_per_second"], window_s=1.0, utilization=1.0, reserve=0, transit_s=0.05),
-            retry=self._retry_policy,
-            concurrency=settings["concurrency"],
-            timeout=settings["timeout"],
-            session=session,
-        )
+        transport = HubSpotTransport(
+            settings.base_url, auth, limiter=Pacer(settings.requests_per_10s),
+            search_limiter=Pacer.for_search(settings.search_requests_per_second), retry=self.retry_policy,
+            concurrency=settings.concurrency, timeout=settings.timeout, session=session)
+        return AppointmentsClient(transport, settings)
 
-    def get_conn(self) -> HubSpotTransport:
-        """The transport (pooled session, pacing, retries) this hook sends through."""
-        return self.transport
+    def get_conn(self) -> AppointmentsClient:
+        """The `AppointmentsClient`: ``hook.get_conn().batch_upsert(...)``."""
+        return self.conn
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap real call (a one-record page); a clear reason when it fails."""
         try:
-            probe = HubSpotAppointmentsHook(self.hubspot_conn_id, api_version=self._api_version,
-                                            retry_policy=RetryPolicy(max_attempts=2, backoff_base_s=0.2))
-            next(probe.iter_appointments(page_size=1), None)
+            probe = HubSpotAppointmentsHook(self.hubspot_conn_id, retry_policy=RetryPolicy(max_attempts=2, backoff_base_s=0.2),
+                                            **self.overrides)
+            next(probe.get_conn().iter_appointments(page_size=1), None)
         except HubSpotAuthenticationError as error:
             return False, f"HubSpot rejected the credentials: {error.message}"
         except HubSpotPermissionError as error:
             return False, f"the token lacks a scope (crm.objects.appointments.read is needed): {error.message}"
         except HubSpotTransportError as error:
-            return False, f"cannot reach {self._settings['base_url']}: {error}"
+            return False, f"cannot reach {self.settings.base_url}: {error}"
         except (HubSpotError, ValueError) as error:
             return False, str(error)
-        return True, f"connected to {self._settings['base_url']} (API {self.api_version})"
+        return True, f"connected to {self.settings.base_url} (API {self.settings.api_version})"
 
 
-def _int(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    return int(value)
+def _base_url(host: str | None, port: int | None) -> str:
+    """The connection's host as a URL: HubSpot by default; a bare loopback host (the simulator) is HTTP."""
+    url = (host or "").strip() or DEFAULT_HOST
+    if "://" not in url:
+        scheme = "http" if is_loopback(url.split(":")[0].strip("[]")) else "https"
+        url = f"{scheme}://{url}"
+    if port and not urlsplit(url).port:
+        url = f"{url.rstrip('/')}:{port}"
+    return check_base_url(url)

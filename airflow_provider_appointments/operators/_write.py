@@ -1,7 +1,7 @@
-"""What the four write operators share: windows of input rows → hook batch calls → one outcome per row,
+"""What the four write operators share: windows of input rows → client batch calls → one outcome per row,
 the failure report, the id map, checkpoints for resuming, the XCom summary and the failure policy.
 
-A write operator declares two things: how a window of rows becomes hook inputs (with the rows it
+A write operator declares two things: how a window of rows becomes client inputs (with the rows it
 refuses locally), and how those inputs are sent. Everything else runs here.
 """
 
@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
+from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
@@ -77,7 +78,7 @@ class Window:
 
 @dataclass
 class WindowInputs:
-    """A window made ready to send: hook inputs with their input rows, and the rows settled locally."""
+    """A window made ready to send: client inputs with their input rows, and the rows settled locally."""
 
     items: list[Any] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
@@ -334,14 +335,14 @@ class HubSpotWriteOperator(BaseOperator):
 
     # -- what subclasses provide ---------------------------------------------------------------
     def build_inputs(self, window: Window) -> WindowInputs:
-        """The hook inputs of a window's rows, and the rows refused (or settled) without a request."""
+        """The client inputs of a window's rows, and the rows refused (or settled) without a request."""
         raise NotImplementedError
 
-    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         """Send the inputs; one outcome per item, indexed by its position in ``inputs.items``."""
         raise NotImplementedError
 
-    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+    def prepare(self, client: AppointmentsClient, context: Context) -> None:
         """Checks and passes over the whole input before anything is sent."""
 
     def settings(self) -> dict[str, Any]:
@@ -355,9 +356,9 @@ class HubSpotWriteOperator(BaseOperator):
 
     # -- the shared run ------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = HubSpotAppointmentsHook(self.hubspot_conn_id)
-        self.schema = hook.get_property_schema()
-        self.prepare(hook, context)
+        client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        self.schema = client.get_property_schema()
+        self.prepare(client, context)
         checkpoint = Checkpoint(self.checkpoint_path, fingerprint(self.input_records, self.settings())) \
             if self.checkpoint_path else None
         if checkpoint:
@@ -368,23 +369,23 @@ class HubSpotWriteOperator(BaseOperator):
                               started or "none")
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
-        rows = self.window_rows or self.batch_size * max(hook.concurrency, 1) * CHUNKS_PER_CONNECTION
+        rows = self.window_rows or self.batch_size * client.concurrency * CHUNKS_PER_CONNECTION
         for number, (first_row, frame) in enumerate(iter_record_frames(self.input_records, chunk_rows=rows)):
             result = checkpoint.load(number) if checkpoint else None
             if result is None:
                 window = Window(number, first_row, frame, checkpoint.started(number) if checkpoint else None)
-                result = self._run_window(hook, window, checkpoint)
+                result = self._run_window(client, window, checkpoint)
             tally.batches += result.batches
             tally.requests += result.requests
             tally.add(self.finalize(result.outcomes), keep_id_map)
         tally.add(self.finalize([], last=True), keep_id_map)
         return self._report(context, tally, checkpoint)
 
-    def _run_window(self, hook: HubSpotAppointmentsHook, window: Window, checkpoint: Checkpoint | None) -> WindowResult:
+    def _run_window(self, client: AppointmentsClient, window: Window, checkpoint: Checkpoint | None) -> WindowResult:
         inputs = self.build_inputs(window)
         if checkpoint and window.resumed_since is None and inputs.items:
             checkpoint.start(window.number, int(time.time() * 1000))
-        sent = self.send_inputs(hook, inputs, window) if inputs.items else BatchResult(self.operation)
+        sent = self.send_inputs(client, inputs, window) if inputs.items else BatchResult(self.operation)
         outcomes = [replace(outcome, index=inputs.rows[outcome.index]) for outcome in sent.outcomes]
         result = WindowResult(sorted(outcomes + inputs.settled, key=lambda o: o.index), sent.batches, sent.requests)
         if len(result.outcomes) != len(window.frame):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
+from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.records.writers import FORMATS, ExtractWriter, read_extract
@@ -110,13 +111,13 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         after = parse_moment(self.modified_after, "modified_after")
         before = parse_moment(self.modified_before, "modified_before")
         check_window(after, before)
-        hook = HubSpotAppointmentsHook(self.hubspot_conn_id)
-        schema = hook.get_property_schema()
+        client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        schema = client.get_property_schema()
         properties = list(self.properties or schema.names())
         writer = ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,
                                self.properties_with_history)
         pages = 0
-        for page in self._pages(hook, properties, after, before):
+        for page in self._pages(client, properties, after, before):
             writer.write_page(page)
             pages += 1
         result = writer.close()
@@ -127,28 +128,17 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
                 "modified_after": after.isoformat() if after else None,
                 "modified_before": before.isoformat() if before else None, "archived": self.archived}
 
-    def _pages(self, hook: HubSpotAppointmentsHook, properties: list[str], after: datetime | None,
-               before: datetime | None) -> Any:
+    def _pages(self, client: AppointmentsClient, properties: list[str], after: datetime | None,
+               before: datetime | None) -> Iterator[list[dict]]:
         if self.archived or (after is None and before is None):
-            for page in hook.iter_appointments(properties=properties, properties_with_history=self.properties_with_history,
-                                               associations=self.associations, archived=self.archived):
+            for page in client.iter_appointments(properties=properties, properties_with_history=self.properties_with_history,
+                                                 associations=self.associations, archived=self.archived):
                 if self.archived and (after or before):
                     page = [r for r in page if _in_window(r.get("archivedAt") or r.get("updatedAt"), after, before)]
                 yield page
             return
-        # Search returns neither associations nor history: complete each page with batch reads.
-        for page in hook.iter_modified(after, before, properties=properties):
-            ids = [record["id"] for record in page]
-            for kind in self.associations:
-                linked = hook.read_associations(ids, kind)
-                for record in page:
-                    record.setdefault("associations", {})[kind] = {"results": [{"id": i} for i in linked.get(record["id"], [])]}
-            if self.properties_with_history:
-                history = {r["id"]: r.get("propertiesWithHistory") for r in hook.batch_read(
-                    ids, properties_with_history=self.properties_with_history).records}
-                for record in page:
-                    record["propertiesWithHistory"] = history.get(record["id"]) or {}
-            yield page
+        yield from client.iter_modified(after, before, properties=properties, associations=self.associations,
+                                        properties_with_history=self.properties_with_history)
 
 
 def _in_window(stamp: str | None, after: datetime | None, before: datetime | None) -> bool:

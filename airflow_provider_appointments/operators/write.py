@@ -1,6 +1,6 @@
 """The write operators: batch-create, upsert, archive and associate appointments.
 
-Each declares how a window of input rows becomes hook inputs and how they are sent; the shared run in
+Each declares how a window of input rows becomes client inputs and how they are sent; the shared run in
 `HubSpotWriteOperator` does the rest (windows, checkpoints, reports, the summary, the failure policy).
 """
 
@@ -12,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_appointments.api.client import ON_EXISTING, association_category
+from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
 from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import (
     HubSpotWriteOperator,
     Window,
@@ -106,17 +105,17 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
     def unique_property(self) -> str | None:
         return self.dedupe_property or self.idempotency_property
 
-    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+    def prepare(self, client: AppointmentsClient, context: Context) -> None:
         if self.idempotency_property:
-            hook.ensure_property(self.idempotency_property, label="Airflow idempotency key", has_unique_value=True,
+            client.ensure_property(self.idempotency_property, label="Airflow idempotency key", has_unique_value=True,
                                  description="Set by the Airflow HubSpot provider so a retried create is not "
                                              "written twice")
-            self.schema = hook.get_property_schema()
+            self.schema = client.get_property_schema()
             self.namespace = self.idempotency_namespace or default_namespace(context)
         if self.dedupe_property and self.dedupe_property not in self.schema.unique_properties():
             raise HubSpotInputError(f"dedupe_property {self.dedupe_property!r} is not a unique-value property; "
                                     f"unique properties: {self.schema.unique_properties()}")
-        self.association_types = {column: hook.default_association_type_id(kind)
+        self.association_types = {column: client.default_association_type_id(kind)
                                   for column, kind in self.association_columns.items()}
 
     def settings(self) -> dict[str, Any]:
@@ -151,15 +150,14 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         for column, type_id in self.association_types.items():
             target = row_key(window.frame[column].iloc[row - window.first_row])
             if target:
-                associations.append({"to": {"id": target}, "types": [
-                    {"associationCategory": association_category(type_id), "associationTypeId": type_id}]})
+                associations.append(association_input(target, type_id))
         return associations
 
-    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         since = window.resumed_since
         if since is not None and self.idempotency_property:
             since = 0  # a record holding one of this run's keys was created by an attempt of this run
-        result = hook.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
+        result = client.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
                                    on_existing="skip" if self.idempotency_property else self.on_existing,
                                    batch_size=self.batch_size)
         if not self.dedupe_property:  # the key users recognise is the row itself, or its derived key
@@ -245,7 +243,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": [self.id_property, self.id_column, self.on_duplicate_keys]}
 
-    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+    def prepare(self, client: AppointmentsClient, context: Context) -> None:
         unique = self.schema.unique_properties()
         if self.id_property not in unique:
             raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
@@ -275,9 +273,9 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
                 inputs.add(row, {"id": key, "properties": properties})
         return inputs
 
-    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         # On resume, records the interrupted attempt created still count as created.
-        return hook.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+        return client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
                                  created_since=window.resumed_since)
 
     def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
@@ -320,20 +318,20 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
                 inputs.add(row, key)
         return inputs
 
-    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         if not self.verify_exists:
-            return hook.batch_archive(inputs.items, batch_size=self.batch_size)
+            return client.batch_archive(inputs.items, batch_size=self.batch_size)
         result = BatchResult(self.operation)
-        active = hook.batch_read(inputs.items)
+        active = client.batch_read(inputs.items)
         missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
-        archived = hook.batch_read([inputs.items[i] for i in missing], archived=True) if missing else BatchResult("read")
+        archived = client.batch_read([inputs.items[i] for i in missing], archived=True) if missing else BatchResult("read")
         for position, outcome in zip(missing, archived.outcomes):
             result.outcomes.append(
                 RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
                 if outcome.succeeded else replace(outcome, index=position, message=(
                     f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)")))
         present = [outcome.index for outcome in active.outcomes if outcome.succeeded]
-        sent = hook.batch_archive([inputs.items[i] for i in present], batch_size=self.batch_size)
+        sent = client.batch_archive([inputs.items[i] for i in present], batch_size=self.batch_size)
         result.outcomes += [replace(outcome, index=present[outcome.index]) for outcome in sent.outcomes]
         result.batches = active.batches + archived.batches + sent.batches
         result.requests = active.requests + archived.requests + sent.requests
@@ -383,7 +381,7 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         self.appointment_key = appointment_key
         self.ids_by_key: dict[str, str] = {}
 
-    def prepare(self, hook: HubSpotAppointmentsHook, context: Context) -> None:
+    def prepare(self, client: AppointmentsClient, context: Context) -> None:
         if self.id_map:
             mapping = read_extract(self.id_map)
             self.ids_by_key = {str(k): str(v) for k, v in zip(mapping["input_key"], mapping["hubspot_id"]) if v is not None}
@@ -424,13 +422,13 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
             inputs.add(row, (kind, item))
         return inputs
 
-    def send_inputs(self, hook: HubSpotAppointmentsHook, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         groups: dict[str, list[int]] = {}
         for position, (kind, _) in enumerate(inputs.items):
             groups.setdefault(kind, []).append(position)
         result = BatchResult(self.operation)
         for kind, positions in groups.items():
-            sent = hook.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
+            sent = client.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
                                         batch_size=self.batch_size)
             result.outcomes += [replace(outcome, index=positions[outcome.index]) for outcome in sent.outcomes]
             result.batches += sent.batches

@@ -29,11 +29,10 @@ from airflow_provider_appointments.errors import (
     error_for_status,
 )
 from airflow_provider_appointments.transport.auth import OAuthRefreshAuth, PrivateAppAuth
-from airflow_provider_appointments.transport.pacing import RateLimiter
+from airflow_provider_appointments.transport.pacing import Pacer
 from airflow_provider_appointments.transport.retry import Action, Attempts, Decision, Failure, Outcome, RetryPolicy
 
 log = logging.getLogger(__name__)
-DEFAULT_HOST = "https://api.hubapi.com"
 
 
 def is_loopback(host: str) -> bool:
@@ -82,8 +81,8 @@ class HubSpotTransport:
         base_url: str,
         auth: PrivateAppAuth | OAuthRefreshAuth,
         *,
-        limiter: RateLimiter | None = None,
-        search_limiter: RateLimiter | None = None,
+        limiter: Pacer | None = None,
+        search_limiter: Pacer | None = None,
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
         timeout: tuple[float, float] = (10.0, 60.0),
@@ -91,8 +90,8 @@ class HubSpotTransport:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.auth = auth
-        self.limiter = limiter or RateLimiter()
-        self.search_limiter = search_limiter or RateLimiter(5, window_s=1.0, utilization=1.0, reserve=0, transit_s=0.05)
+        self.limiter = limiter or Pacer()
+        self.search_limiter = search_limiter or Pacer.for_search(5)
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.timeout = timeout
@@ -100,6 +99,8 @@ class HubSpotTransport:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(concurrency, 1) + 2, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # Proxies and netrc from the environment would silently reroute or re-authenticate calls that
+        # carry a bearer token: the connection alone decides where requests go.
         self.session.trust_env = False
         self._rng = random.Random()
         self._counter_lock = threading.Lock()
@@ -160,7 +161,7 @@ class HubSpotTransport:
                     method, path, failure.reason, decision.attempt, decision.budget, decision.wait_s)
             time.sleep(decision.wait_s)
 
-    def _attempt(self, method: str, path: str, params: Any, json_body: Any, limiter: RateLimiter,
+    def _attempt(self, method: str, path: str, params: Any, json_body: Any, limiter: Pacer,
                  attempt: int) -> tuple[Answer | None, Failure | None]:
         """Send once: the answer, or the classified failure."""
         sent_at = limiter.acquire()

@@ -1,7 +1,7 @@
 """Client-side pacing: stay under the account's budget instead of living on 429s.
 
 HubSpot counts requests per account in a rolling window (10 s for most endpoints, 1 s for search).
-`RateLimiter` keeps the send times of this process in the same window and also listens to HubSpot's
+`Pacer` keeps the send times of this process in the same window and also listens to HubSpot's
 ``X-HubSpot-RateLimit-Max`` / ``-Remaining`` headers. The server's count includes every other
 process using the same account, so:
 
@@ -22,8 +22,23 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 
-class RateLimiter:
-    """Blocks `acquire()` until one more request fits the budget.
+# Aim a little under the budget: HubSpot stamps requests on arrival, clocks differ, and a 429 costs
+# a whole window of waiting.
+UTILIZATION = 0.96
+# Never drive the account's Remaining below this: other clients may need a request or two.
+RESERVE = 2
+# How much later than its send a request reaches HubSpot's counter.
+TRANSIT_S = 0.2
+# Budget fraction left unused while other clients share the account.
+SHARED_HEADROOM = 0.2
+# Search's own budget is per second and answers carry no headers to learn from: pace it exactly.
+SEARCH_WINDOW_S, SEARCH_TRANSIT_S = 1.0, 0.05
+# Weight of the newest reading of other clients' usage (answers arrive out of order; bursts come and go).
+FOREIGN_SMOOTHING = 0.4
+
+
+class Pacer:
+    """Blocks `acquire()` until one more request fits the budget (the simulator limits; this paces).
 
     :param limit: requests allowed per window; None learns it from ``X-HubSpot-RateLimit-Max``
         (and does not pace until then).
@@ -42,10 +57,10 @@ class RateLimiter:
         limit: int | None = None,
         window_s: float = 10.0,
         *,
-        utilization: float = 0.96,
-        reserve: int = 2,
-        transit_s: float = 0.2,
-        shared_headroom: float = 0.2,
+        utilization: float = UTILIZATION,
+        reserve: int = RESERVE,
+        transit_s: float = TRANSIT_S,
+        shared_headroom: float = SHARED_HEADROOM,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -62,7 +77,11 @@ class RateLimiter:
         self._foreign = 0.0
         self._observed: tuple[float, int, int] | None = None  # (sent at, remaining, used) of the latest answer
         self._blocked_until = 0.0
-        self.waited_s = 0.0
+
+    @classmethod
+    def for_search(cls, per_second: int) -> Pacer:
+        """The pacer of the search endpoints' per-second budget."""
+        return cls(per_second, window_s=SEARCH_WINDOW_S, utilization=1.0, reserve=0, transit_s=SEARCH_TRANSIT_S)
 
     # -- arithmetic (call with the lock held) --------------------------------------------------
     def _expire(self, now: float) -> None:
@@ -110,7 +129,6 @@ class RateLimiter:
                 if delay <= 0:
                     self._sent.append(now)
                     return now
-            self.waited_s += delay
             self._sleep(min(delay, 0.5))
 
     def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
@@ -133,7 +151,8 @@ class RateLimiter:
             mine = sum(1 for sent in self._sent if sent <= sent_at)
             foreign = max(0.0, used - mine)
             # Smooth: answers arrive out of order and other processes' bursts come and go.
-            self._foreign = foreign if self._observed is None else 0.6 * self._foreign + 0.4 * foreign
+            self._foreign = foreign if self._observed is None else \
+                (1 - FOREIGN_SMOOTHING) * self._foreign + FOREIGN_SMOOTHING * foreign
             if self._observed is None or sent_at >= self._observed[0]:
                 self._observed = (sent_at, remaining_i, used)
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 
 import pytest
@@ -26,12 +25,17 @@ def hook_for(sim, monkeypatch, *, oauth=False, **extra) -> HubSpotAppointmentsHo
     return HubSpotAppointmentsHook(retry_policy=FAST_RETRY)
 
 
+def client_for(sim, monkeypatch, *, oauth=False, **extra):
+    """The client a hook hands out (``hook.get_conn()``): what the endpoint tests call."""
+    return hook_for(sim, monkeypatch, oauth=oauth, **extra).get_conn()
+
+
 def test_connection_from_uri_and_json_and_test_connection(hubspot_simulator, monkeypatch):
     sim = hubspot_simulator
     port = sim.url.rsplit(":", 1)[1]
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_URI", f"hubspot://:{sim.token}@127.0.0.1:{port}/?api_version=v3")
     uri_hook = HubSpotAppointmentsHook("hubspot_uri")
-    assert uri_hook.api_version == "v3" and uri_hook.get_appointment("100001")["id"] == "100001"
+    assert uri_hook.get_conn().api_version == "v3" and uri_hook.get_conn().get_appointment("100001")["id"] == "100001"
     json_hook = hook_for(sim, monkeypatch)
     assert json_hook.test_connection() == (True, f"connected to {sim.url} (API 2026-03)")
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_BAD", json.dumps({"conn_type": "hubspot", "host": sim.url, "password": "pat-wrong"}))
@@ -45,12 +49,12 @@ def test_connection_from_uri_and_json_and_test_connection(hubspot_simulator, mon
 def test_https_is_required_except_for_loopback(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({"conn_type": "hubspot", "host": "http://api.hubapi.com", "password": "x"}))
     with pytest.raises(ValueError, match="HTTPS"):
-        HubSpotAppointmentsHook().transport
+        HubSpotAppointmentsHook().get_conn()
 
 
 def test_list_walks_every_page_and_search_windows_past_the_cap(hubspot_simulator_factory, monkeypatch):
     sim = hubspot_simulator_factory(seed_appointments=10_450)
-    hook = hook_for(sim, monkeypatch)
+    hook = client_for(sim, monkeypatch)
     pages = list(hook.iter_appointments(properties=["hs_appointment_name"]))
     ids = [record["id"] for page in pages for record in page]
     assert len(pages) == 105 and len(ids) == len(set(ids)) == 10_450
@@ -68,7 +72,7 @@ def test_list_walks_every_page_and_search_windows_past_the_cap(hubspot_simulator
 
 
 def test_long_property_selections_are_split_and_merged(hubspot_simulator, monkeypatch):
-    hook = hook_for(hubspot_simulator, monkeypatch)
+    hook = client_for(hubspot_simulator, monkeypatch)
     names = ["hs_appointment_name", "hs_duration"] + [f"unknown_property_{i:04d}" for i in range(400)]
     record = hook.get_appointment("100001", properties=names)
     assert {"hs_appointment_name", "hs_duration"} <= set(record["properties"])
@@ -78,7 +82,7 @@ def test_long_property_selections_are_split_and_merged(hubspot_simulator, monkey
 
 def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeypatch):
     sim = hubspot_simulator
-    hook = hook_for(sim, monkeypatch)
+    hook = client_for(sim, monkeypatch)
     creates = [{"properties": {"hs_appointment_name": f"n{i}", "hs_duration": "x" if i in (5, 150) else "10"}} for i in range(205)]
     created = hook.batch_create(creates)
     assert (created.succeeded, created.failed, created.batches) == (203, 2, 3)
@@ -116,7 +120,7 @@ def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeyp
 
 
 def test_path_segments_are_escaped_never_injected(hubspot_simulator, monkeypatch):
-    hook = hook_for(hubspot_simulator, monkeypatch)
+    hook = client_for(hubspot_simulator, monkeypatch)
     for hostile in ("../../contacts", "100001?archived=true", "a b/c", ".."):
         with pytest.raises(HubSpotNotFoundError):
             hook.get_appointment(hostile)
@@ -125,7 +129,7 @@ def test_path_segments_are_escaped_never_injected(hubspot_simulator, monkeypatch
 
 def test_429_storm_is_survived_within_the_budget(hubspot_simulator_factory, monkeypatch):
     sim = hubspot_simulator_factory(seed_appointments=0, requests_per_10s=20, retry_after=True)
-    hook = hook_for(sim, monkeypatch)
+    hook = client_for(sim, monkeypatch)
     sim.burst_429(5)
     started = time.monotonic()
     result = hook.batch_create([{"properties": {"hs_appointment_name": f"s{i}"}} for i in range(2500)])
@@ -139,7 +143,7 @@ def test_429_storm_is_survived_within_the_budget(hubspot_simulator_factory, monk
 
 def test_oauth_refresh_expiry_mid_run_and_revoked_token(hubspot_simulator_factory, monkeypatch):
     sim = hubspot_simulator_factory(oauth_token_ttl_s=1800)
-    hook = hook_for(sim, monkeypatch, oauth=True)
+    hook = client_for(sim, monkeypatch, oauth=True)
     assert hook.get_appointment("100001")["id"] == "100001"
     hook.get_appointment("100002")
     assert sim.stats()["oauth_tokens_issued"] == 1  # cached, not refreshed per call
@@ -153,29 +157,40 @@ def test_oauth_refresh_expiry_mid_run_and_revoked_token(hubspot_simulator_factor
     assert sim.stats()["by_route"]["POST /oauth/{oauth_version}/token"] == 3  # no retry loop
 
 
-def test_secrets_never_reach_logs_exceptions_or_reprs(hubspot_simulator_factory, monkeypatch, caplog, capsys):
+def test_secrets_never_reach_logs_exceptions_or_reprs(hubspot_simulator_factory, monkeypatch, captured_logs, capsys):
+    from airflow.sdk._shared.secrets_masker import redact
+
     sim = hubspot_simulator_factory()
-    caplog.set_level(logging.DEBUG)
     hook = hook_for(sim, monkeypatch)
+    client = hook.get_conn()
     token = sim.token
-    hook.get_appointment("100001")
+    client.get_appointment("100001")
     with pytest.raises(HubSpotNotFoundError) as missing:
-        hook.get_appointment("1")
-    oauth = hook_for(sim, monkeypatch, oauth=True)
+        client.get_appointment("1")
+    oauth = hook_for(sim, monkeypatch, oauth=True).get_conn()
     oauth.get_appointment("100001")
+    access_token = oauth.transport.auth._access_token
     sim.revoke_refresh_tokens()
     sim.expire_oauth_tokens()
     with pytest.raises(HubSpotAuthenticationError) as revoked:
         oauth.get_appointment("100001")
-    secrets = [token, "simulator-client-secret", "simulator-refresh-token"]
-    texts = [caplog.text, capsys.readouterr().out, str(missing.value), repr(missing.value), str(revoked.value),
-             repr(hook), repr(hook.transport), repr(hook.transport.auth), repr(oauth.transport.auth)]
+    secrets = [token, "simulator-client-secret", "simulator-refresh-token", access_token]
+    assert access_token and access_token not in (token, "simulator-refresh-token")
+    # Capture works: the transport's own line about the expired access token was recorded.
+    assert "the access token expired; refreshing it and sending again" in captured_logs.stdlib
+    # Airflow's masker knows every secret (so Airflow's task-log redaction covers them) ...
+    for secret in secrets:
+        assert secret not in redact(f"value={secret}"), "not registered with Airflow's secret masker"
+    # ... and none is ever written anywhere in the first place.
+    texts = [captured_logs.text, capsys.readouterr().out, str(missing.value), repr(missing.value), str(revoked.value),
+             repr(revoked.value), repr(hook), repr(client), repr(client.transport), repr(client.transport.auth), repr(oauth),
+             repr(oauth.transport.auth)]
     for secret in secrets:
         assert not any(secret in text for text in texts), secret
 
 
 def test_dedupe_property_must_be_present(hubspot_simulator, monkeypatch):
-    hook = hook_for(hubspot_simulator, monkeypatch)
+    hook = client_for(hubspot_simulator, monkeypatch)
     with pytest.raises(HubSpotInputError, match=r"input\(s\) \[1\]"):
         hook.batch_create([{"properties": {"external_appointment_id": "A", "hs_appointment_name": "a"}},
                            {"properties": {"hs_appointment_name": "b"}}], dedupe_property="external_appointment_id")

@@ -153,9 +153,9 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
     operator = HubSpotAppointmentsBatchCreateOperator(
         task_id="t", records=str(tmp_path / "in.parquet"), dedupe_property="external_appointment_id", window_rows=100,
         checkpoint_path=str(tmp_path / "ckpt"), id_map_path=str(tmp_path / "ids.parquet"))
-    from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+    from airflow_provider_appointments.api.client import AppointmentsClient
 
-    real = HubSpotAppointmentsHook.batch_create
+    real = AppointmentsClient.batch_create
     calls = {"n": 0}
 
     def crash_on_third_window(self, inputs, **kwargs):
@@ -164,12 +164,12 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
             raise SystemExit("worker killed")
         return real(self, inputs, **kwargs)
 
-    monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", crash_on_third_window)
+    monkeypatch.setattr(AppointmentsClient, "batch_create", crash_on_third_window)
     with pytest.raises(SystemExit):
         operator.execute({"ti": _TI()})
     assert len(list((tmp_path / "ckpt").glob("window-*.done.json"))) == 2
     assert len(list((tmp_path / "ckpt").glob("window-*.started.json"))) == 3  # the third was being sent
-    monkeypatch.setattr(HubSpotAppointmentsHook, "batch_create", real)
+    monkeypatch.setattr(AppointmentsClient, "batch_create", real)
     summary = operator.execute({"ti": _TI()})
     assert (summary["records"], summary["created"], summary["failed"]) == (450, 450, 0)
     keys = [r.properties.get("external_appointment_id", "") for r in sim.store.appointments()]

@@ -4,7 +4,6 @@ no secret leaks. `--soak` adds the long run (200,000 upserts and creates with 10
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 
 import pytest
@@ -17,7 +16,7 @@ FAST = RetryPolicy(max_attempts=10, backoff_base_s=0.01, backoff_cap_s=0.05)
 
 def hook_for(sim, monkeypatch, **kwargs):
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json(timeout=2))
-    return HubSpotAppointmentsHook(retry_policy=FAST, **kwargs)
+    return HubSpotAppointmentsHook(retry_policy=FAST, **kwargs).get_conn()
 
 
 def created_keys(sim, prefix):
@@ -94,14 +93,14 @@ def test_daily_limit_is_not_retried(hubspot_simulator_factory, monkeypatch):
     assert sim.stats()["rate_limited"] == 1
 
 
-def test_secrets_stay_out_of_xcom_reports_templates_and_logs(run_dag, hubspot_simulator_factory, monkeypatch, tmp_path, caplog):
+def test_secrets_stay_out_of_xcom_reports_templates_and_logs(run_dag, hubspot_simulator_factory, monkeypatch, tmp_path,
+                                                             captured_logs):
     from pathlib import Path
 
     import pandas as pd
 
     sim = hubspot_simulator_factory(seed_appointments=20)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_oauth_connection_json())
-    caplog.set_level(logging.DEBUG)
     pd.DataFrame({"hs_appointment_name": ["a", "b"], "hs_duration": ["1", "x"]}).to_csv(tmp_path / "in.csv", index=False)
     dag_file = tmp_path / "secret_dag.py"
     dag_file.write_text(f'''
@@ -122,8 +121,13 @@ secret_dag()
 
     with create_session() as session:
         rendered = [json.dumps(row.rendered_fields, default=str) for row in session.query(RenderedTaskInstanceFields).all()]
-    texts = [json.dumps(summary), Path(tmp_path / "failures.csv").read_text(), caplog.text, *rendered]
-    for secret in ("simulator-client-secret", "simulator-refresh-token"):
+    assert rendered, "no rendered template fields were stored"
+    # Capture works: the operator's summary and row warning (task log) and the OAuth token request (stdlib) are there.
+    assert "create: 2 records, 1 succeeded" in captured_logs.airflow
+    assert "row 1 (None) failed: INVALID_INPUT" in captured_logs.airflow
+    assert "POST /oauth/2026-03/token" in captured_logs.stdlib
+    texts = [json.dumps(summary), Path(tmp_path / "failures.csv").read_text(), captured_logs.text, *rendered]
+    for secret in ("simulator-client-secret", "simulator-refresh-token", "sim-oauth-", "Bearer "):
         assert not any(secret in text for text in texts), secret
     assert summary["failed"] == 1
 

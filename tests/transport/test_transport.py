@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from airflow_provider_appointments.api.results import RecordOutcome, chunked, map_answer
-from airflow_provider_appointments.transport.pacing import RateLimiter
+from airflow_provider_appointments.transport.pacing import Pacer
 from airflow_provider_appointments.transport.retry import RetryPolicy, parse_retry_after
 
 
@@ -42,7 +42,7 @@ def test_retry_policy_decisions():
 
 def test_pacing_keeps_a_single_process_under_its_budget():
     clock = FakeClock()
-    limiter = RateLimiter(100, clock=clock, sleep=clock.sleep, utilization=0.95)
+    limiter = Pacer(100, clock=clock, sleep=clock.sleep, utilization=0.95)
     sent = [limiter.acquire() for _ in range(400)]
     for i, moment in enumerate(sent):
         in_window = [t for t in sent[: i + 1] if moment - t < 10.0]
@@ -52,7 +52,7 @@ def test_pacing_keeps_a_single_process_under_its_budget():
 
 def test_pacing_backs_off_when_other_processes_use_the_account():
     clock = FakeClock()
-    limiter = RateLimiter(100, clock=clock, sleep=clock.sleep)
+    limiter = Pacer(100, clock=clock, sleep=clock.sleep)
     first = limiter.acquire()
     # HubSpot says 80 of 100 are used, though this process sent one: others use ~79.
     limiter.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "20"}, first)
@@ -65,7 +65,7 @@ def test_pacing_backs_off_when_other_processes_use_the_account():
 
 def test_pacing_learns_the_budget_from_headers_and_pauses_after_429():
     clock = FakeClock()
-    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    limiter = Pacer(None, clock=clock, sleep=clock.sleep)
     moment = limiter.acquire()
     limiter.observe({"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "9",
                      "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}, moment)

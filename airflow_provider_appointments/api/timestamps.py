@@ -1,0 +1,31 @@
+"""HubSpot's moments: ISO 8601 strings with ``Z`` or epoch milliseconds, to epoch milliseconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+MODIFIED = "hs_lastmodifieddate"
+
+
+def to_epoch_ms(moment: datetime | int | str) -> int:
+    """A datetime (naive = UTC), ISO 8601 string or epoch ms as epoch milliseconds."""
+    if isinstance(moment, int):
+        return moment
+    if isinstance(moment, str):
+        if moment.lstrip("-").isdigit():
+            return int(moment)
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def created_ms(record: dict) -> int:
+    """When a record was created (-1 when the answer does not say)."""
+    stamp = record.get("createdAt") or (record.get("properties") or {}).get("hs_createdate")
+    return to_epoch_ms(stamp) if stamp else -1
+
+
+def modified_ms(record: dict) -> int:
+    """When a record was last modified, from ``hs_lastmodifieddate`` or ``updatedAt``."""
+    return to_epoch_ms((record.get("properties") or {}).get(MODIFIED) or record.get("updatedAt"))
