@@ -6,7 +6,7 @@ LOCK   := .ci/requirements.lock
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench bench-quick soak simulator lock clean
+.PHONY: demo test lint bench bench-quick soak simulator lock clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -22,6 +22,11 @@ demo: $(STAMP)
 ## The test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Lint and type-check with the project's own configuration (pyproject.toml); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_provider_appointments tests example_dags
+	$(BIN)/mypy
 
 ## Throughput / memory benchmarks against peers (not part of `make test`).
 bench: $(STAMP)

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 
 import pendulum
-
 from airflow.sdk import Param, dag, task
+
 from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
 
 DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))

@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 
 import pendulum
-
 from airflow.sdk import Param, dag, task
+
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsArchiveOperator,

@@ -31,8 +31,8 @@ import os
 from pathlib import Path
 
 import pendulum
-
 from airflow.sdk import CronDataIntervalTimetable, dag, task
+
 from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsExtractOperator
 
 DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))

@@ -31,6 +31,9 @@ os.environ.pop("AIRFLOW_CONN_HUBSPOT_DEFAULT", None)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The simulator's fixtures (hubspot_simulator, hubspot_simulator_factory) are opt-in, as in users' projects.
+pytest_plugins = ["airflow_provider_appointments.simulator.pytest_plugin"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long reliability soak tests")

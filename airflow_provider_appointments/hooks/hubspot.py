@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-
 from airflow.sdk import BaseHook
 
 from airflow_provider_appointments import CONN_TYPE, DEFAULT_CONN_ID

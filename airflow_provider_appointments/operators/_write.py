@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 

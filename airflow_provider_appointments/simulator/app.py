@@ -23,10 +23,16 @@ from airflow_provider_appointments.simulator.associations import AssociationsAPI
 from airflow_provider_appointments.simulator.auth import Authenticator, scope_error
 from airflow_provider_appointments.simulator.config import SimulatorConfig
 from airflow_provider_appointments.simulator.errors import HubSpotHTTPError, new_correlation_id, validation_error
-from airflow_provider_appointments.simulator.faults import BEFORE_APPLY, PROXY_PAGE, FaultInjector, reset_connection, truncate
+from airflow_provider_appointments.simulator.faults import (
+    BEFORE_APPLY,
+    PROXY_PAGE,
+    FaultInjector,
+    reset_connection,
+    truncate,
+)
 from airflow_provider_appointments.simulator.objects import ObjectsAPI
-from airflow_provider_appointments.simulator.properties_api import PropertiesAPI
 from airflow_provider_appointments.simulator.properties import iso_ms
+from airflow_provider_appointments.simulator.properties_api import PropertiesAPI
 from airflow_provider_appointments.simulator.ratelimit import RateLimiter, rate_limit_error
 from airflow_provider_appointments.simulator.routing import Call, Reply, Route, Router
 from airflow_provider_appointments.simulator.schema import APPOINTMENTS, object_schema

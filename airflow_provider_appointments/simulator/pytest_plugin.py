@@ -1,12 +1,13 @@
-"""Pytest fixtures for testing DAGs against the simulator (registered through the ``pytest11`` entry point).
+"""Pytest fixtures for testing DAGs against the simulator. Opt in from a ``conftest.py``::
+
+    pytest_plugins = ["airflow_provider_appointments.simulator.pytest_plugin"]
 
 ``hubspot_simulator`` is a running simulator with 50 seeded appointments and every rate budget off
 (fast tests); ``hubspot_simulator_factory(**settings)`` starts one with any `SimulatorConfig`
 settings (budgets off unless given) and stops it after the test. Point Airflow at it with
 ``monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())``.
 
-This module is imported in every pytest session of an environment that has the provider, so it
-only defines fixtures and imports the simulator when a fixture is used.
+It imports the simulator (which needs the ``[simulator]`` extra) only when a fixture is used.
 """
 
 from __future__ import annotations

@@ -31,7 +31,13 @@ import numpy as np
 
 from airflow_provider_appointments.simulator import seed as seeding
 from airflow_provider_appointments.simulator.properties import DAY_MS, PropertyDefinition, iso_ms
-from airflow_provider_appointments.simulator.schema import APPOINTMENTS, ASSOCIATION_TYPES, SCHEMAS, ObjectSchema, object_schema
+from airflow_provider_appointments.simulator.schema import (
+    APPOINTMENTS,
+    ASSOCIATION_TYPES,
+    SCHEMAS,
+    ObjectSchema,
+    object_schema,
+)
 
 SEED_SOURCE = "simulator-seed"
 # (moment in epoch ms, sourceType, sourceId, the values that write set; "" clears a value)

@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-
 # Aim a little under the budget: HubSpot stamps requests on arrival, clocks differ, and a 429 costs
 # a whole window of waiting.
 UTILIZATION = 0.96

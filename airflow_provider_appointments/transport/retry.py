@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 
 class Outcome(enum.Enum):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import Param, dag, task
+
 from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsArchiveOperator,
     HubSpotAppointmentsBatchCreateOperator,

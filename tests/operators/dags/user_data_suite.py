@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import Param, dag
 from airflow.timetables.interval import CronDataIntervalTimetable
+
 from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsBatchCreateOperator,
     HubSpotAppointmentsExtractOperator,
