@@ -199,7 +199,8 @@ class AppointmentsClient:
         body = {"properties": properties, "associations": associations or []}
         return self.transport.request("POST", self.objects_path, json_body=body, idempotent=False).body
 
-    def update_appointment(self, appointment_id: str, properties: dict[str, str], id_property: str | None = None) -> dict:
+    def update_appointment(self, appointment_id: str, properties: dict[str, str],
+                           id_property: str | None = None) -> dict:
         params = {"idProperty": id_property} if id_property else None
         return self.transport.request("PATCH", f"{self.objects_path}/{segment(appointment_id)}", params=params,
                                       json_body={"properties": properties}).body
@@ -254,7 +255,8 @@ class AppointmentsClient:
         for kind in associations:
             linked = self.read_associations(ids, kind)
             for record in records:
-                record.setdefault("associations", {})[kind] = {"results": [{"id": i} for i in linked.get(record["id"], [])]}
+                targets = linked.get(record["id"], [])
+                record.setdefault("associations", {})[kind] = {"results": [{"id": i} for i in targets]}
         return records
 
     def iter_search(self, filter_groups: list[dict], sorts: list[dict] | None = None,
@@ -355,7 +357,8 @@ class AppointmentsClient:
 
     def batch_update(self, inputs: Sequence[dict], *, id_property: str | None = None,
                      batch_size: int = BATCH_LIMIT) -> BatchResult:
-        """Update appointments: ``inputs`` are ``{"id": ..., "properties": {...}}`` (id may be an `id_property` value)."""
+        """Update appointments: ``inputs`` are ``{"id": ..., "properties": {...}}`` (the id may be an
+        `id_property` value)."""
 
         def entry(item: dict) -> dict:
             properties = item.get("properties") or {}
@@ -437,7 +440,8 @@ class AppointmentsClient:
                 f"{segment(to_object_id)}/{segment(type_id)}")
         return self.transport.request("PUT", path).body
 
-    def batch_associate(self, inputs: Sequence[dict], *, to_object_type: str, batch_size: int = BATCH_LIMIT) -> BatchResult:
+    def batch_associate(self, inputs: Sequence[dict], *, to_object_type: str,
+                        batch_size: int = BATCH_LIMIT) -> BatchResult:
         """Associate many pairs: ``inputs`` are ``{"appointment_id", "to_object_id", "association_type_id"?}``."""
         default = self.default_association_type_id(to_object_type) \
             if any(not item.get("association_type_id") for item in inputs) else 0
@@ -487,7 +491,8 @@ def _explain_association_error(error: dict, to_object_type: str) -> dict:
     if error.get("category") == "OBJECT_NOT_FOUND":
         missing = set(map(str, context.get("id", [])))
         sides = [f"appointment {value}" for value in context.get("fromObjectId", []) if str(value) in missing]
-        sides += [f"{to_object_type} record {value}" for value in context.get("toObjectId", []) if str(value) in missing]
+        sides += [f"{to_object_type} record {value}" for value in context.get("toObjectId", [])
+                  if str(value) in missing]
         if sides:
             message = f"{' and '.join(sides)} does not exist ({message})"
     return {**error, "context": {**context, "pair": pairs}, "message": message}

@@ -61,7 +61,8 @@ class BatchResult:
 
     @property
     def updated(self) -> int:
-        return sum(1 for outcome in self.outcomes if outcome.succeeded and outcome.new is False and not outcome.unchanged)
+        return sum(1 for outcome in self.outcomes
+                   if outcome.succeeded and outcome.new is False and not outcome.unchanged)
 
     def failures(self) -> list[RecordOutcome]:
         return [outcome for outcome in self.outcomes if not outcome.succeeded]
@@ -119,7 +120,8 @@ def map_answer(
             new = item.get("new", new_default)
             if created_since_ms is not None and created_ms(item) >= created_since_ms:
                 new = True
-            by_key[key] = RecordOutcome(pending[key], key, True, hubspot_id=str(item.get("id")) if item.get("id") is not None else None,
+            hubspot_id = str(item["id"]) if item.get("id") is not None else None
+            by_key[key] = RecordOutcome(pending[key], key, True, hubspot_id=hubspot_id,
                                         new=new if isinstance(new, bool) else new_default)
     outcomes = []
     for index, key in keyed_inputs:

@@ -28,4 +28,7 @@ def created_ms(record: dict) -> int:
 
 def modified_ms(record: dict) -> int:
     """When a record was last modified, from ``hs_lastmodifieddate`` or ``updatedAt``."""
-    return to_epoch_ms((record.get("properties") or {}).get(MODIFIED) or record.get("updatedAt"))
+    stamp = (record.get("properties") or {}).get(MODIFIED) or record.get("updatedAt")
+    if stamp is None:
+        raise ValueError(f"record {record.get('id')} has neither {MODIFIED} nor updatedAt")
+    return to_epoch_ms(stamp)

@@ -60,7 +60,7 @@ class HubSpotAppointmentsHook(BaseHook):
                  retry_policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hubspot_conn_id = hubspot_conn_id
-        self.overrides = {name: value for name, value in (("api_version", api_version),
+        self.overrides: dict[str, Any] = {name: value for name, value in (("api_version", api_version),
                                                           ("requests_per_10s", requests_per_10s),
                                                           ("concurrency", concurrency)) if value is not None}
         self.retry_policy = retry_policy
@@ -113,8 +113,9 @@ class HubSpotAppointmentsHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """One cheap real call (a one-record page); a clear reason when it fails."""
         try:
-            probe = HubSpotAppointmentsHook(self.hubspot_conn_id, retry_policy=RetryPolicy(max_attempts=2, backoff_base_s=0.2),
-                                            **self.overrides)
+            probe = HubSpotAppointmentsHook(self.hubspot_conn_id)
+            probe.overrides = dict(self.overrides)
+            probe.retry_policy = RetryPolicy(max_attempts=2, backoff_base_s=0.2)
             next(probe.get_conn().iter_appointments(page_size=1), None)
         except HubSpotAuthenticationError as error:
             return False, f"HubSpot rejected the credentials: {error.message}"

@@ -234,7 +234,8 @@ def fingerprint(records: Any, settings: dict[str, Any]) -> str:
 
 def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path: str | None) -> dict[str, Any]:
     if tally.succeeded + tally.failed != tally.records:  # every input row ends in exactly one place
-        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed} failed != {tally.records} records")
+        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed} failed "
+                           f"!= {tally.records} records")
     return {
         "operation": operation,
         "records": tally.records,
@@ -417,9 +418,10 @@ class HubSpotWriteOperator(BaseOperator):
     def _default_report_path(self, context: Context, kind: str) -> str:
         home = os.environ.get("AIRFLOW_HOME", "~/airflow")
         ti = context["ti"]
-        suffix = f"-{ti.map_index}" if ti.map_index >= 0 else ""
+        suffix = f"-{ti.map_index}" if ti.map_index is not None and ti.map_index >= 0 else ""
         run = str(ti.run_id).replace(":", "_").replace("+", "_")
-        return str(Path(home).expanduser() / "hubspot_reports" / ti.dag_id / run / f"{ti.task_id}{suffix}.{kind}.parquet")
+        name = f"{ti.task_id}{suffix}.{kind}.parquet"
+        return str(Path(home).expanduser() / "hubspot_reports" / ti.dag_id / run / name)
 
     # -- helpers for subclasses ----------------------------------------------------------------
     def serialize(self, window: Window, extra_ignore: Sequence[str] = (), key_column: str | None = None

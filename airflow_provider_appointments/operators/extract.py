@@ -56,8 +56,8 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     scheduled runs neither miss nor repeat a record: use ``{{ data_interval_start }}`` and
     ``{{ data_interval_end }}`` with a timetable that has real intervals, such as
     ``CronDataIntervalTimetable``; Airflow 3's default cron timetable gives zero-length intervals). An
-    empty or inverted window fails the task before any request. With ``archived=True`` archived appointments are extracted instead
-    (within the window by ``archivedAt`` when one is given).
+    empty or inverted window fails the task before any request. With ``archived=True`` archived
+    appointments are extracted instead (within the window by ``archivedAt`` when one is given).
 
     :param output_path: local path or URI (templated).
     :param modified_after: inclusive lower bound (templated).
@@ -101,7 +101,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.associations = list(associations or [])
         self.archived = archived
         suffix = Path(str(output_path).split("?")[0]).suffix.lstrip(".").lower()
-        self.file_format = file_format or {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix, "parquet")
+        self.file_format = file_format or {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix, "parquet")
         if self.file_format not in FORMATS:
             raise ValueError(f"file_format must be one of {FORMATS}, got {self.file_format!r}")
         self.return_dataframe = return_dataframe
@@ -131,8 +131,9 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     def _pages(self, client: AppointmentsClient, properties: list[str], after: datetime | None,
                before: datetime | None) -> Iterator[list[dict]]:
         if self.archived or (after is None and before is None):
-            for page in client.iter_appointments(properties=properties, properties_with_history=self.properties_with_history,
-                                                 associations=self.associations, archived=self.archived):
+            for page in client.iter_appointments(properties=properties, archived=self.archived,
+                                                 properties_with_history=self.properties_with_history,
+                                                 associations=self.associations):
                 if self.archived and (after or before):
                     page = [r for r in page if _in_window(r.get("archivedAt") or r.get("updatedAt"), after, before)]
                 yield page

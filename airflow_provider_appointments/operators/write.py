@@ -248,10 +248,11 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         if self.id_property not in unique:
             raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
                                     f"unique properties: {unique}")
-        keys = []
+        keys: list[tuple[int, str | None]] = []
         for first_row, frame in iter_record_frames(self.input_records, chunk_rows=50_000):
             self.require_columns(frame, self.id_column)
-            keys.extend((first_row + position, row_key(value)) for position, value in enumerate(frame[self.id_column].tolist()))
+            keys.extend((first_row + position, row_key(value))
+                        for position, value in enumerate(frame[self.id_column].tolist()))
         self.keys = LastKeyWins(keys)
 
     def build_inputs(self, window: Window) -> WindowInputs:
@@ -262,11 +263,12 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         for row, properties in sendable:
             key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
             if key is None:
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.id_column} is empty"))
+                inputs.settled.append(local_failure(row, None, "INVALID_INPUT",
+                                                    f"row {row}: {self.id_column} is empty"))
             elif key in self.keys.duplicates and self.on_duplicate_keys == "reject":
                 others = [r for r in self.keys.duplicates[key] if r != row][:10]
-                inputs.settled.append(local_failure(row, key, "DUPLICATE_INPUT_KEY",
-                                                    f"row {row}: {self.id_property} {key!r} also appears in rows {others}"))
+                inputs.settled.append(local_failure(row, key, "DUPLICATE_INPUT_KEY", (
+                    f"row {row}: {self.id_property} {key!r} also appears in rows {others}")))
             elif self.keys.superseded(row, key):
                 inputs.settled.append(self.keys.placeholder(row, key))
             else:
@@ -313,7 +315,8 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         for position, value in enumerate(window.frame[self.id_column].tolist()):
             key, row = row_key(value), window.row(position)
             if key is None:
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.id_column} is empty"))
+                inputs.settled.append(local_failure(row, None, "INVALID_INPUT",
+                                                    f"row {row}: {self.id_column} is empty"))
             else:
                 inputs.add(row, key)
         return inputs
@@ -324,7 +327,8 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         result = BatchResult(self.operation)
         active = client.batch_read(inputs.items)
         missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
-        archived = client.batch_read([inputs.items[i] for i in missing], archived=True) if missing else BatchResult("read")
+        archived = client.batch_read([inputs.items[i] for i in missing], archived=True) if missing \
+            else BatchResult("read")
         for position, outcome in zip(missing, archived.outcomes):
             result.outcomes.append(
                 RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
@@ -384,7 +388,8 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
         if self.id_map:
             mapping = read_extract(self.id_map)
-            self.ids_by_key = {str(k): str(v) for k, v in zip(mapping["input_key"], mapping["hubspot_id"]) if v is not None}
+            self.ids_by_key = {str(key): str(hubspot_id) for key, hubspot_id
+                               in zip(mapping["input_key"], mapping["hubspot_id"]) if hubspot_id is not None}
 
     def build_inputs(self, window: Window) -> WindowInputs:
         frame = window.frame
@@ -406,8 +411,9 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
                 inputs.settled.append(local_failure(row, source, "INVALID_INPUT", f"row {row}: {reason}"))
                 continue
             if not target or not kind:
-                inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", "INVALID_INPUT",
-                                                    f"row {row}: {self.to_object_id_column} or the object type is empty"))
+                inputs.settled.append(local_failure(
+                    row, f"{appointment_id}->{target}", "INVALID_INPUT",
+                    f"row {row}: {self.to_object_id_column} or the object type is empty"))
                 continue
             item: dict[str, Any] = {"appointment_id": appointment_id, "to_object_id": target}
             type_id = row_key(frame[self.association_type_id_column].iloc[position]) \
