@@ -54,7 +54,7 @@ class HubSpotAPIError(HubSpotError):
         return (_rebuild, (type(self), self.__dict__.copy()))
 
 
-def _rebuild(cls: type, state: dict) -> HubSpotAPIError:
+def _rebuild(cls: type[HubSpotAPIError], state: dict) -> HubSpotAPIError:
     error = cls.__new__(cls)
     error.__dict__.update(state)
     Exception.__init__(error, str(error))

@@ -23,10 +23,12 @@ class PropertyDefinition:
 
     @property
     def multi_select(self) -> bool:
+        """A multiple checkboxes enumeration: its values are ``;``-separated lists of options."""
         return self.type == "enumeration" and self.field_type == "checkbox"
 
     @classmethod
     def from_api(cls, item: dict) -> PropertyDefinition:
+        """A definition from one ``Property`` of HubSpot's properties API."""
         metadata = item.get("modificationMetadata") or {}
         return cls(
             name=item["name"],
@@ -56,6 +58,7 @@ class PropertySchema(Mapping[str, PropertyDefinition]):
 
     @classmethod
     def from_api(cls, results: list[dict]) -> PropertySchema:
+        """A schema from the ``results`` of HubSpot's properties API."""
         return cls([PropertyDefinition.from_api(item) for item in results])
 
     def __getitem__(self, name: str) -> PropertyDefinition:
@@ -71,10 +74,8 @@ class PropertySchema(Mapping[str, PropertyDefinition]):
         return list(self._by_name)
 
     def unique_properties(self) -> list[str]:
+        """Properties with ``hasUniqueValue``: those that can identify a record (``idProperty``)."""
         return [name for name, definition in self._by_name.items() if definition.has_unique_value]
-
-    def writable_names(self) -> list[str]:
-        return [name for name, d in self._by_name.items() if not (d.read_only or d.calculated)]
 
     def arrow_type(self, name: str) -> pa.DataType:
         """The column type of a property in an extract (unknown properties are strings)."""

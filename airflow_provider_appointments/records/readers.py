@@ -12,16 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from airflow_provider_appointments.errors import HubSpotInputError
-
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-
-
-def file_format(path: str) -> str:
-    suffix = Path(path.split("?")[0]).suffix.lower()
-    if suffix not in FORMATS:
-        raise HubSpotInputError(f"{path}: unknown file type {suffix or '(no extension)'}; "
-                                "use .parquet, .csv or .jsonl")
-    return FORMATS[suffix]
+from airflow_provider_appointments.records.formats import format_of
 
 
 def open_path(path: str | os.PathLike, mode: str = "rb") -> Any:
@@ -59,10 +50,18 @@ def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tupl
         return
     if isinstance(records, dict) and "path" in records:  # an extract summary from XCom
         records = records["path"]
-    if isinstance(records, (str, os.PathLike)) or type(records).__name__ == "ObjectStoragePath":
+    if isinstance(records, (str, os.PathLike)) or _is_object_storage_path(records):
         yield from _iter_file(str(records), chunk_rows)
         return
-    raise HubSpotInputError(f"records must be a DataFrame, a list of dicts or a file path, not {type(records).__name__}")
+    raise HubSpotInputError("records must be a DataFrame, a list of dicts or a file path, "
+                            f"not {type(records).__name__}")
+
+
+def _is_object_storage_path(value: Any) -> bool:
+    """Airflow's ObjectStoragePath, which is not an os.PathLike (airflow is imported only when asked)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return isinstance(value, ObjectStoragePath)
 
 
 def _frame_from_dicts(records: list[dict]) -> pd.DataFrame:
@@ -83,7 +82,7 @@ def _frame_from_dicts(records: list[dict]) -> pd.DataFrame:
 
 
 def _iter_file(path: str, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    kind = file_format(path)
+    kind = format_of(path)
     with open_path(path) as handle:
         head = handle.read(4)
         handle.seek(0)

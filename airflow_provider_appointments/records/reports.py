@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -11,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from airflow_provider_appointments.records.formats import format_of
 from airflow_provider_appointments.records.readers import open_path
 
 FAILURE_SCHEMA = pa.schema([
@@ -37,7 +37,7 @@ class FailureRow:
 
 def _write(path: str, table: pa.Table) -> None:
     with open_path(path, "wb") as handle:
-        if str(path).lower().endswith(".csv"):
+        if format_of(path, default="parquet") == "csv":
             pa_csv.write_csv(table, handle)
         else:
             pq.write_table(table, handle)
@@ -45,7 +45,8 @@ def _write(path: str, table: pa.Table) -> None:
 
 def write_failure_report(path: str, rows: Iterable[FailureRow]) -> int:
     """Write (overwrite) the failure report; returns the number of rows."""
-    records = [{**asdict(row), "context": json.dumps(row.context, default=str) if row.context else None} for row in rows]
+    records = [{**asdict(row), "context": json.dumps(row.context, default=str) if row.context else None}
+               for row in rows]
     _write(path, pa.Table.from_pylist(records, schema=FAILURE_SCHEMA))
     return len(records)
 
@@ -55,7 +56,3 @@ def write_id_map(path: str, rows: Iterable[tuple[int, str | None, str | None, bo
     records = [dict(zip(ID_MAP_SCHEMA.names, row)) for row in rows]
     _write(path, pa.Table.from_pylist(records, schema=ID_MAP_SCHEMA))
     return len(records)
-
-
-def top_categories(rows: Iterable[FailureRow], n: int = 3) -> list[tuple[str, int]]:
-    return Counter(row.category or "UNKNOWN" for row in rows).most_common(n)

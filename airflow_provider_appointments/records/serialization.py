@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,11 +105,13 @@ def resolve_date_formats(
                                     f"being written (those are: {', '.join(map(repr, dated)) or 'none'})")
     for column, fmt in formats.items():
         if not isinstance(fmt, str) or "%" not in fmt:
-            raise HubSpotInputError(f"date_format for {column!r} must be a strptime format such as '%d/%m/%Y', got {fmt!r}")
+            raise HubSpotInputError(f"date_format for {column!r} must be a strptime format such as '%d/%m/%Y', "
+                                    f"got {fmt!r}")
         try:
             pd.to_datetime(pd.Series(["x"], dtype=object), format=fmt, errors="coerce")
         except ValueError as exc:
-            raise HubSpotInputError(f"date_format {fmt!r} for {column!r} is not a valid strptime format: {exc}") from None
+            raise HubSpotInputError(
+                f"date_format {fmt!r} for {column!r} is not a valid strptime format: {exc}") from None
     return formats
 
 
@@ -206,12 +209,11 @@ def _numbers(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], 
     if pd.api.types.is_bool_dtype(dtype):  # True is not 1 for a price or a duration
         return out.tolist(), {int(i): f"{_show(series.iloc[i])} is a boolean, not a number" for i in present}
     if pd.api.types.is_integer_dtype(dtype):  # exact, uint64 included: never through float64
-        numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
-        out[present] = series.iloc[present].to_numpy(dtype=numpy_dtype).astype(str).astype(object)
+        out[present] = series.iloc[present].to_numpy(dtype=_numpy_dtype(dtype)).astype(str).astype(object)
         return out.tolist(), {}
     if pd.api.types.is_float_dtype(dtype):
-        return _float_numbers(series.to_numpy(dtype="float64", na_value=np.nan), missing, dtype)
-    if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        return _float_numbers(series.to_numpy(dtype="float64", na_value=np.nan), missing, _numpy_dtype(dtype))
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return _text_numbers(series, missing)
     problems: dict[int, str] = {}
     values = series.tolist()
@@ -223,14 +225,20 @@ def _numbers(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None], 
     return out.tolist(), problems
 
 
-def _float_numbers(numbers: np.ndarray, missing: np.ndarray, dtype: object) -> tuple[list[str | None], dict[int, str]]:
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    """A column's NumPy dtype: a nullable dtype's own (Int64 → int64, Float32 → float32), else the dtype."""
+    return np.dtype(getattr(dtype, "numpy_dtype", dtype))
+
+
+def _float_numbers(numbers: np.ndarray, missing: np.ndarray,
+                   dtype: np.dtype) -> tuple[list[str | None], dict[int, str]]:
     out = np.full(len(numbers), None, dtype=object)
     infinite = np.isinf(numbers) & ~missing
     problems = {int(i): f"{_show(float(numbers[i]))} is not a finite number" for i in np.flatnonzero(infinite)}
     good = ~missing & ~infinite
-    if np.dtype(dtype).itemsize < 8:  # float32 0.1 is 0.100000001…: its own shortest repr is what was meant
+    if dtype.itemsize < 8:  # float32 0.1 is 0.100000001…: its own shortest repr is what was meant
         for position in np.flatnonzero(good):
-            out[position] = _float_text(float(np.format_float_positional(np.dtype(dtype).type(numbers[position]))))
+            out[position] = _float_text(float(np.format_float_positional(dtype.type(numbers[position]))))
         return out.tolist(), problems
     integral = good & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**53)
     out[integral] = numbers[integral].astype(np.int64).astype(str).astype(object)
@@ -331,8 +339,8 @@ def _moments(
         return *_epoch_ms(pd.to_datetime(series.astype("float64"), unit="ms", utc=True, errors="coerce")), {}
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         return *_epoch_ms(pd.to_datetime(series, utc=True)), {}  # naive values are taken as UTC
-    values = series.to_numpy(dtype=object, na_value=None)
-    if dtype == object:  # what is not text is a Python/NumPy value, read one by one (the rare path)
+    values = series.to_numpy(dtype=object)  # missing values are never read
+    if pd.api.types.is_object_dtype(dtype):  # what is not text is a Python/NumPy value, read one by one (the rare path)
         is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values)) & ~missing
     else:
         is_text = ~missing
@@ -418,11 +426,12 @@ def _booleans(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None],
     falsy = text.isin(_FALSE).fillna(False).to_numpy(dtype=bool)
     bad = ~missing & ~truthy & ~falsy
     problems = {int(i): f"{_show(series.iloc[i])} is not a boolean (true/false)" for i in np.flatnonzero(bad)}
-    values = np.where(truthy, "true", np.where(falsy, "false", None))
-    return [None if missing[i] or bad[i] else values[i] for i in range(len(values))], problems
+    values = np.where(truthy, "true", "false")  # read only where the value is one or the other
+    return [None if missing[i] or bad[i] else str(values[i]) for i in range(len(values))], problems
 
 
-def _enumerations(series: pd.Series, missing: np.ndarray, definition: PropertyDefinition) -> tuple[list[str | None], dict[int, str]]:
+def _enumerations(series: pd.Series, missing: np.ndarray,
+                  definition: PropertyDefinition) -> tuple[list[str | None], dict[int, str]]:
     allowed = set(definition.options)
     shown = ", ".join(definition.options[:8]) + (", …" if len(definition.options) > 8 else "")
     if definition.multi_select:

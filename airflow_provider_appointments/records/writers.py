@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from airflow_provider_appointments.records.formats import FORMATS, format_of
 from airflow_provider_appointments.records.properties import PropertySchema
 from airflow_provider_appointments.records.readers import open_path
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 HISTORY_ENTRY = pa.struct([("value", pa.string()), ("timestamp", TIMESTAMP), ("sourceType", pa.string()),
                            ("sourceId", pa.string())])
-FORMATS = ("parquet", "csv", "jsonl")
 _BEYOND_FLOAT = r"\s*[+-]?0*[1-9]\d{15,}(?:\.\d*)?\s*"  # integers a float64 cannot hold digit for digit
 
 
@@ -37,7 +37,7 @@ def is_id_column(name: str) -> bool:
 
 def _ids(values: list[Any]) -> pa.Array:
     """Id text as HubSpot sent it; a missing id is null, not 'None'; a number that came as 7.0 is '7'."""
-    texts = []
+    texts: list[str | None] = []
     for value in values:
         if value is None or (isinstance(value, float) and value != value):
             texts.append(None)
@@ -104,7 +104,8 @@ class ExtractWriter:
         self.buffer_records = buffer_records
         fields = [pa.field("id", pa.string()), pa.field("createdAt", TIMESTAMP), pa.field("updatedAt", TIMESTAMP),
                   pa.field("archived", pa.bool_()), pa.field("archivedAt", TIMESTAMP)]
-        fields += [pa.field(name, pa.string() if is_id_column(name) else schema.arrow_type(name)) for name in self.properties]
+        fields += [pa.field(name, pa.string() if is_id_column(name) else schema.arrow_type(name))
+                   for name in self.properties]
         fields += [pa.field(f"associations_{kind}", pa.list_(pa.string())) for kind in self.associations]
         fields += [pa.field(f"history_{name}", pa.list_(HISTORY_ENTRY)) for name in self.history]
         self.schema = pa.schema(fields)
@@ -117,9 +118,11 @@ class ExtractWriter:
 
     @property
     def columns(self) -> list[str]:
+        """The extract's column names, in order."""
         return self.schema.names
 
     def write_page(self, records: list[dict]) -> None:
+        """Buffer a page of ``SimplePublicObject`` records; a row group is written when the buffer is full."""
         self._buffer.extend(records)
         for record in records:
             updated = record.get("updatedAt")
@@ -147,8 +150,9 @@ class ExtractWriter:
                 self._warn_if_lossy(name, column)
             arrays.append(_column(column, arrow_type))
         for kind in self.associations:
-            arrays.append(pa.array([[str(item["id"]) for item in ((r.get("associations") or {}).get(kind) or {}).get("results", [])]
-                                    for r in records], type=pa.list_(pa.string())))
+            linked = [((r.get("associations") or {}).get(kind) or {}).get("results", []) for r in records]
+            arrays.append(pa.array([[str(item["id"]) for item in items] for items in linked],
+                                   type=pa.list_(pa.string())))
         for name in self.history:
             entries = [((r.get("propertiesWithHistory") or {}).get(name) or []) for r in records]
             flat = [entry for row in entries for entry in row]
@@ -205,14 +209,16 @@ class ExtractWriter:
         if self._writer is not None:
             self._writer.close()
         self._handle.close()
-        return {"path": self.path, "records": self.records, "columns": self.columns, "max_updated_at": self.max_updated_at}
+        return {"path": self.path, "records": self.records, "columns": self.columns,
+                "max_updated_at": self.max_updated_at}
 
 
 def _flatten_for_csv(table: pa.Table) -> pa.Table:
     """CSV has no list columns: they travel as JSON text."""
     for index, column in enumerate(table.schema):
         if pa.types.is_list(column.type):
-            texts = [None if v is None else json.dumps(v, default=_json_default) for v in table.column(index).to_pylist()]
+            texts = [None if v is None else json.dumps(v, default=_json_default)
+                     for v in table.column(index).to_pylist()]
             table = table.set_column(index, pa.field(column.name, pa.string()), pa.array(texts, type=pa.string()))
     return table
 
@@ -225,11 +231,12 @@ def _json_default(value: Any) -> Any:
 
 def read_extract(path: str) -> pd.DataFrame:
     """Read a (small) extract back into a DataFrame."""
+    kind = format_of(path, default="parquet")
     with open_path(path) as handle:
-        if path.endswith(".csv"):  # ids as text: pandas would read 7 as int and a column with a gap as float
+        if kind == "csv":  # ids as text: pandas would read 7 as int and a column with a gap as float
             header = pd.read_csv(handle, nrows=0).columns
             handle.seek(0)
             return pd.read_csv(handle, dtype={name: str for name in header if is_id_column(name)})
-        if path.endswith((".jsonl", ".json", ".ndjson")):
+        if kind == "jsonl":
             return pd.read_json(handle, lines=True, dtype=False)  # JSON has its types; "7" stays text
         return pq.read_table(handle).to_pandas()

@@ -20,6 +20,7 @@ DEFAULTS = SimulatorConfig()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``hubspot-simulator`` (``argv`` None: ``sys.argv``)."""
     parser = argparse.ArgumentParser(prog="hubspot-simulator",
                                      description="A local HubSpot CRM Appointments API (2026-03, object 0-421).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
@@ -51,11 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-paths", default=None, help="regular expression of the paths faults apply to")
     parser.add_argument("--fault-methods", default="", help="comma-separated HTTP methods faults apply to")
     parser.add_argument("--fault-timeout", type=float, default=5.0, help="seconds a timeout fault holds the answer")
-    parser.add_argument("--config-json", default=None, help="a whole SimulatorConfig as JSON (replaces the flags above)")
+    parser.add_argument("--config-json", default=None,
+                        help="a whole SimulatorConfig as JSON (replaces the flags above)")
     return parser.parse_args(argv)
 
 
 def config_from(args: argparse.Namespace) -> SimulatorConfig:
+    """The simulator configuration the parsed command line asks for."""
     if args.config_json:
         return SimulatorConfig.from_dict(json.loads(args.config_json))
     return SimulatorConfig(
@@ -80,6 +83,7 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is ``localhost`` or a loopback address."""
     if host == "localhost":
         return True
     try:

@@ -62,6 +62,7 @@ class Stats:
             self.by_route: dict[str, int] = {}
 
     def record(self, route: str, status: int | str) -> None:
+        """Count one answered request by route and status."""
         with self._lock:
             self.requests += 1
             key = str(status)
@@ -133,6 +134,7 @@ class SimulatorState:
         return body
 
     def latency_s(self) -> float:
+        """The latency to add to the next answer, jitter included (seconds)."""
         config = self.config
         if not config.latency_ms and not config.latency_jitter_ms:
             return 0.0
@@ -147,8 +149,8 @@ class SimulatorApp:
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
-        self.router = Router(api_routes(ObjectsAPI(state.store), AssociationsAPI(state.store), PropertiesAPI(state.store))
-                             + self._own_routes())
+        apis = ObjectsAPI(state.store), AssociationsAPI(state.store), PropertiesAPI(state.store)
+        self.router = Router(api_routes(*apis) + self._own_routes())
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -358,7 +360,8 @@ def api_routes(objects: ObjectsAPI, associations: AssociationsAPI, properties: P
                             ("/crm/v4/associations/{from_type}/{to_type}", "v4")):
         routes.append(Route("GET", prefix + "/labels", associations.labels, scopes=_scopes("read", "from_type"),
                             version=version))
-        for operation, handler in (("create", associations.batch_create), ("associate/default", associations.batch_default),
+        for operation, handler in (("create", associations.batch_create),
+                                   ("associate/default", associations.batch_default),
                                    ("read", associations.batch_read), ("archive", associations.batch_archive),
                                    ("labels/archive", associations.batch_archive_labels)):
             routes.append(Route("POST", f"{prefix}/batch/{operation}", handler, version=version,

@@ -27,7 +27,7 @@ from airflow_provider_appointments.simulator.errors import (
     not_found,
     validation_error,
 )
-from airflow_provider_appointments.simulator.objects import batch_inputs, record_id
+from airflow_provider_appointments.simulator.inputs import batch_inputs, record_id
 from airflow_provider_appointments.simulator.routing import Call, Reply
 from airflow_provider_appointments.simulator.schema import (
     ASSOCIATION_TYPES,
@@ -85,6 +85,7 @@ class AssociationsAPI:
 
     # -- one pair --------------------------------------------------------------------------------
     def put_typed(self, call: Call) -> Reply:
+        """``PUT .../associations/{toObjectType}/{toObjectId}/{associationTypeId}`` (v3 style)."""
         record, to_schema, to_id = self._pair(call.params["object_type"], call.params["object_id"],
                                               call.params["to_type"], call.params["to_id"])
         association = _type_named(record.schema, to_schema, call.params["association_type"])
@@ -94,6 +95,7 @@ class AssociationsAPI:
         return Reply(200, body)
 
     def put_labelled(self, call: Call) -> Reply:
+        """``PUT .../associations/{toObjectType}/{toObjectId}`` with a body of association specs."""
         record, to_schema, to_id = self._pair(call.params["object_type"], call.params["object_id"],
                                               call.params["to_type"], call.params["to_id"])
         for position, spec in enumerate(expect_list(call.body, "body")):
@@ -104,12 +106,14 @@ class AssociationsAPI:
         return Reply(201, labels_between(self.store, record, to_schema.name, to_id), {"Location": location})
 
     def put_default(self, call: Call) -> Reply:
+        """``PUT .../associations/default/{toObjectType}/{toObjectId}``: the default association type."""
         started = now_iso()
         record, to_schema, to_id = self._pair(call.params["object_type"], call.params["object_id"],
                                               call.params["to_type"], call.params["to_id"])
         return Reply(200, batch_body([self._associate_default(record, to_schema, to_id)], [], started))
 
     def delete_pair(self, call: Call) -> Reply:
+        """Remove every association between the pair."""
         record, to_schema, to_id = self._pair(call.params["object_type"], call.params["object_id"],
                                               call.params["to_type"], call.params["to_id"])
         self.store.dissociate(record.object_type, record.id, to_schema.name, to_id)
@@ -149,6 +153,7 @@ class AssociationsAPI:
         return Reply(200, body)
 
     def labels(self, call: Call) -> Reply:
+        """The association types (labelled or not) from one object type to another."""
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
         return Reply(200, {"results": [a.as_api() for a in association_types(schema.name, to_schema.name)]})
 
@@ -283,8 +288,8 @@ def _type_ids(schema: ObjectSchema, to_schema: ObjectSchema, specs: Any) -> set[
         association = association_for_spec(spec, schema.name, to_schema.name)
         if association is None:
             valid = sorted(a.type_id for a in association_types(schema.name, to_schema.name))
+            named = spec.get("associationTypeId") if isinstance(spec, dict) else spec
             raise validation_error(f"{spec!r} is not a valid association type from {schema.name} to {to_schema.name}; "
-                                   f"valid type ids: {valid}.",
-                                   context={"associationTypeId": [str(spec.get("associationTypeId") if isinstance(spec, dict) else spec)]})
+                                   f"valid type ids: {valid}.", context={"associationTypeId": [str(named)]})
         type_ids.add(association.type_id)
     return type_ids

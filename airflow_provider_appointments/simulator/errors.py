@@ -81,11 +81,13 @@ def new_correlation_id() -> str:
 
 
 def not_found(object_id: str) -> HubSpotHTTPError:
+    """HubSpot's 404 ``OBJECT_NOT_FOUND`` for a record id."""
     return HubSpotHTTPError(404, "OBJECT_NOT_FOUND", NOT_FOUND_MESSAGE, context={"id": [object_id]})
 
 
 def validation_error(message: str, *, errors: list[dict] | None = None,
                      context: dict[str, list[str]] | None = None) -> HubSpotHTTPError:
+    """HubSpot's 400 ``VALIDATION_ERROR``."""
     return HubSpotHTTPError(400, "VALIDATION_ERROR", message, errors=errors, context=context)
 
 

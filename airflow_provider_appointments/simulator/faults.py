@@ -16,6 +16,7 @@ the same seed). Kinds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import socket
@@ -79,6 +80,7 @@ class FaultInjector:
         self.configure(config)
 
     def configure(self, config: FaultConfig) -> None:
+        """Inject faults per `config` from now on."""
         with self._lock:
             self.config = config
             self._paths = re.compile(config.paths) if config.paths else None
@@ -129,10 +131,8 @@ async def reset_connection(send: Send) -> None:
         raise RuntimeError("cannot drop the connection: the ASGI server does not expose its transport")
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # the plain close below still ends the connection without an answer
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass  # the plain close below still ends the connection without an answer
     transport.abort()
     # Let the server notice the disconnect before the application returns, so it does not log an
     # "ASGI callable returned without starting response" error for a fault we made on purpose.

@@ -20,96 +20,34 @@ where HubSpot's documentation is silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from airflow_provider_appointments.simulator import search as searching
+from airflow_provider_appointments.simulator import search_query
 from airflow_provider_appointments.simulator.errors import (
-    SCALARS,
     HubSpotHTTPError,
     expect_fields,
-    expect_list,
-    expect_object,
-    expect_scalar,
     expect_string_list,
-    expect_type_id,
     not_found,
-    property_errors,
     validation_error,
 )
-from airflow_provider_appointments.simulator.properties import InvalidPropertyValue, normalize
+from airflow_provider_appointments.simulator.inputs import (
+    batch_inputs,
+    check_associations_shape,
+    check_properties_shape,
+    record_id,
+    validate_properties,
+)
 from airflow_provider_appointments.simulator.routing import Call, Reply
 from airflow_provider_appointments.simulator.schema import ObjectSchema, association_for_spec
 from airflow_provider_appointments.simulator.shapes import associations_body, batch_body, now_iso, record_body
 from airflow_provider_appointments.simulator.store import Record, Store
 
-BATCH_LIMIT = 100
 LIST_LIMIT, LIST_LIMIT_WITH_HISTORY, LIST_DEFAULT = 100, 50, 10
 Links = list[tuple[str, int, set[int]]]
-
-
-# The fields of each batch input, by the JSON type HubSpot's request types give them.
-INPUT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "create": {"scalars": ("objectWriteTraceId",), "objects": ("properties",), "lists": ("associations",)},
-    "read": {"scalars": ("id",)},
-    "update": {"scalars": ("id", "idProperty", "objectWriteTraceId"), "objects": ("properties",)},
-    "upsert": {"scalars": ("id", "idProperty", "objectWriteTraceId"), "objects": ("properties",)},
-    "archive": {"scalars": ("id",)},
-}
-
-
-def batch_inputs(body: Any, kind: str | None = None) -> list:
-    """The ``inputs`` of a batch body (at most 100), or HubSpot's 400.
-
-    :param kind: a key of `INPUT_FIELDS`: every input must then be an object whose fields have the
-        JSON types that batch takes (checked for all inputs before any is applied).
-    """
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise validation_error("Invalid input JSON: the request body must be a JSON object with an inputs array.",
-                               context={"field": ["inputs"]})
-    inputs = body["inputs"]
-    if len(inputs) > BATCH_LIMIT:
-        raise validation_error(f"Batch input size {len(inputs)} is larger than the limit of {BATCH_LIMIT} inputs "
-                               "per request.", context={"inputs": [str(len(inputs))], "limit": [str(BATCH_LIMIT)]})
-    if kind is not None:
-        for position, item in enumerate(inputs):
-            expect_fields(item, f"inputs[{position}]", **INPUT_FIELDS[kind])
-            if kind == "create":
-                check_properties_shape(item.get("properties"), f"inputs[{position}].properties")
-                check_associations_shape(item.get("associations"), f"inputs[{position}].associations")
-            elif kind in ("update", "upsert"):
-                check_properties_shape(item.get("properties"), f"inputs[{position}].properties")
-    return inputs
-
-
-def check_properties_shape(properties: Any, where: str) -> None:
-    """A ``properties`` map: a JSON object whose values are strings (numbers and booleans coerce)."""
-    for name, value in expect_object(properties, where, optional=True).items():
-        expect_scalar(value, f"{where}.{name}")
-
-
-def check_associations_shape(associations: Any, where: str) -> None:
-    """The ``associations`` of a create input: ``[{to: {id}, types: [AssociationSpec]}]``."""
-    for position, item in enumerate(expect_list(associations, where, optional=True)):
-        at = f"{where}[{position}]"
-        item = expect_fields(item, at, objects=("to",), lists=("types",))
-        expect_fields(item.get("to") or {}, f"{at}.to", scalars=("id",))
-        for number, spec in enumerate(item.get("types") or []):
-            expect_type_id(spec, f"{at}.types[{number}]")
-
-
-MAX_RECORD_ID = 2 ** 63 - 1  # HubSpot's ids are longs
-
-
-def record_id(raw: Any) -> int | None:
-    """The record id a path segment or input names: ASCII digits only, within a long; else None."""
-    if not isinstance(raw, SCALARS) or isinstance(raw, bool):
-        return None
-    text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if number <= MAX_RECORD_ID else None
+Names = list[str]  # property or object type names (an alias: inside ObjectsAPI, `list` is its method)
 
 
 class ObjectsAPI:
@@ -129,7 +67,8 @@ class ObjectsAPI:
             raise validation_error(f"after must be a cursor from paging.next.after; got {after!r}.",
                                    context={"after": [after]})
         properties, associations = call.query_list("properties"), call.query_list("associations")
-        results, next_id = [], None
+        results: list[dict] = []
+        next_id = None
         for found in self.store.iter_ids(schema.name, int(after or 0), archived=call.flag("archived")):
             if len(results) == limit:
                 next_id = found  # the cursor is the next record's id, as on HubSpot
@@ -150,8 +89,8 @@ class ObjectsAPI:
         record = self._lookup(schema, raw, call.query.get("idProperty"))
         if record is None or record.archived != call.flag("archived"):
             raise not_found(raw)
-        return Reply(200, self._read_body(record, call.query_list("properties"), call.query_list("propertiesWithHistory"),
-                                          call.query_list("associations")))
+        return Reply(200, self._read_body(record, call.query_list("properties"),
+                                          call.query_list("propertiesWithHistory"), call.query_list("associations")))
 
     def create(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
@@ -199,7 +138,7 @@ class ObjectsAPI:
 
     def search(self, call: Call) -> Reply:
         schema = self.store.schema(call.params["object_type"])
-        request = searching.parse_request(schema, call.body, len(call.raw_body))
+        request = search_query.parse_request(schema, call.body, len(call.raw_body))
         total, records = searching.run(self.store, schema, request)
         body: dict[str, Any] = {"total": total, "results": [record_body(r, request.properties) for r in records]}
         if request.after + request.limit < total:
@@ -289,8 +228,9 @@ class ObjectsAPI:
         default_property = call.query.get("idProperty")
         for item in inputs:
             _unique_property(schema, _field(item, "idProperty") or default_property)
-        _reject_duplicates([f"{_field(item, 'idProperty') or default_property}:{_field(item, 'id')}" for item in inputs],
-                           [_field(item, "id") for item in inputs])
+        _reject_duplicates(
+            [f"{_field(item, 'idProperty') or default_property}:{_field(item, 'id')}" for item in inputs],
+            [_field(item, "id") for item in inputs])
         results, errors = [], []
         for item in inputs:
             key = _field(item, "id")
@@ -317,8 +257,8 @@ class ObjectsAPI:
         return Reply(204)
 
     # -- shared ----------------------------------------------------------------------------------
-    def _read_body(self, record: Record, properties: list[str] | None, history: list[str] | None,
-                   associations: list[str] | None) -> dict:
+    def _read_body(self, record: Record, properties: Names | None, history: Names | None,
+                   associations: Names | None) -> dict:
         body = record_body(record, properties, history)
         if associations:
             linked = associations_body(self.store, record, associations)
@@ -355,14 +295,14 @@ class ObjectsAPI:
         if not isinstance(item, dict) or not isinstance(item.get("properties"), dict):
             raise validation_error("Each input needs id and properties.")
         record = self._lookup(schema, key, id_property)
-        by_id = id_property in (None, "hs_object_id")
-        if record is None and by_id:
+        unique = None if id_property in (None, "hs_object_id") else id_property  # None: by record id
+        if record is None and unique is None:
             raise not_found(key)
         if record is None:
             return self._create(schema, {"properties": {**item["properties"], id_property: key}}, at, source_id)
         values = validate_properties(schema, item["properties"], creating=False)
-        if not by_id:
-            values[id_property] = key
+        if unique is not None:
+            values[unique] = key
         self._check_unique(schema, values, record)
         if record.archived:
             record = self.store.restore(record, at)
@@ -385,7 +325,7 @@ class ObjectsAPI:
                 context={"propertyName": [name], "existingObjectId": [str(holder.id)]})
         return archived_holder
 
-    def _check_whole_batch(self, schema: ObjectSchema, inputs: list) -> None:
+    def _check_whole_batch(self, schema: ObjectSchema, inputs: Sequence[Any]) -> None:
         """Without trace ids HubSpot rejects the whole batch when any input is invalid."""
         seen: dict[tuple[str, str], int] = {}
         for position, item in enumerate(inputs):
@@ -430,34 +370,6 @@ class ObjectsAPI:
         return links
 
 
-def validate_properties(schema: ObjectSchema, properties: Any, *, creating: bool) -> dict[str, str]:
-    """HubSpot's checks on a ``properties`` map: the stored values, or a 400 naming every problem."""
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise validation_error("properties must be a JSON object of property name to value.")
-    problems: list[tuple[str, str, str]] = []
-    values: dict[str, str] = {}
-    for name, value in properties.items():
-        definition = schema.properties.get(name)
-        if definition is None:
-            problems.append((name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
-        elif definition.read_only:
-            problems.append((name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.'))
-        else:
-            try:
-                values[name] = normalize(definition, value)
-            except InvalidPropertyValue as problem:
-                problems.append((name, problem.code, problem.message))
-    if creating:
-        for name in schema.required:
-            if not values.get(name) and not any(p[0] == name for p in problems):
-                problems.append((name, "REQUIRED_PROPERTY",
-                                 f'Property "{name}" is required to create a {schema.singular}.'))
-    if problems:
-        raise property_errors(problems)
-    return values
-
 
 def _unique_property(schema: ObjectSchema, name: str | None) -> None:
     """400 unless `name` can identify records (a unique property, or hs_object_id / nothing)."""
@@ -476,8 +388,9 @@ def _reject_duplicates(keys: list[str], shown: list[str] | None = None) -> None:
             duplicates.append(label)
         seen.add(key)
     if duplicates:
-        raise validation_error("Duplicate IDs found in batch input: [" + ", ".join(duplicates) + "]. IDs must be unique",
-                               context={"ids": duplicates})
+        raise validation_error(
+            "Duplicate IDs found in batch input: [" + ", ".join(duplicates) + "]. IDs must be unique",
+            context={"ids": duplicates})
 
 
 def _positive(value: str, name: str) -> int:

@@ -81,6 +81,7 @@ class PropertyDefinition:
 
     @property
     def multi_select(self) -> bool:
+        """A multiple checkboxes enumeration: its values are ``;``-separated lists of options."""
         return self.type == "enumeration" and self.field_type == "checkbox"
 
     def as_api(self) -> dict:
@@ -216,12 +217,14 @@ def iso_ms(epoch_ms: int) -> str:
     """HubSpot's rendering of a moment: ISO 8601 with milliseconds and ``Z``."""
     seconds, millis = divmod(epoch_ms, 1000)
     t = time.gmtime(seconds)  # three times faster than datetime formatting; reads render many of these
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], millis)
+    # %-formatting: almost twice as fast as the same f-string with format specs here.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], millis)  # noqa: UP031
 
 
 def iso_date(epoch_ms: int) -> str:
+    """A moment's UTC date as ``YYYY-MM-DD``."""
     t = time.gmtime(epoch_ms // 1000)
-    return "%04d-%02d-%02d" % (t[0], t[1], t[2])
+    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}"
 
 
 def parse_epoch_ms(value: str) -> int:

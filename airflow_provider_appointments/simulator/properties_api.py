@@ -62,8 +62,8 @@ def _definition(body: Any) -> PropertyDefinition:
     """A `PropertyCreate` body as a definition, or HubSpot's 400 naming what is wrong."""
     if not isinstance(body, dict):
         raise validation_error("Invalid input JSON: the body must be a JSON object (PropertyCreate).")
-    missing = [name for name in ("name", "label", "type", "fieldType", "groupName") if not isinstance(body.get(name), str)
-               or not body[name]]
+    missing = [name for name in ("name", "label", "type", "fieldType", "groupName")
+               if not isinstance(body.get(name), str) or not body[name]]
     if missing:
         raise validation_error(f"Invalid input JSON: {', '.join(missing)} must be given as non-empty strings.",
                                context={"propertyName": missing})

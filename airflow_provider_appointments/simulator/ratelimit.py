@@ -30,7 +30,8 @@ DAILY_MESSAGE = "You have reached your daily limit."
 def rate_limit_error(policy: str, hub_id: int, *, retry_after_s: int | None = None,
                      limit: int | None = None) -> HubSpotHTTPError:
     """HubSpot's 429 for a policy (``TEN_SECONDLY_ROLLING``, ``SECONDLY`` or ``DAILY``)."""
-    message = {"TEN_SECONDLY_ROLLING": TEN_SECONDLY_MESSAGE, "SECONDLY": SECONDLY_MESSAGE, "DAILY": DAILY_MESSAGE}[policy]
+    messages = {"TEN_SECONDLY_ROLLING": TEN_SECONDLY_MESSAGE, "SECONDLY": SECONDLY_MESSAGE, "DAILY": DAILY_MESSAGE}
+    message = messages[policy]
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else {}
     if limit:
         headers.update({"X-HubSpot-RateLimit-Max": str(limit), "X-HubSpot-RateLimit-Remaining": "0",
@@ -58,6 +59,7 @@ class RateLimiter:
 
     def configure(self, requests_per_10s: int | None, search_per_second: int | None, daily_limit: int | None,
                   retry_after: bool, hub_id: int) -> None:
+        """Apply new limits (None or 0: no limit); requests already counted stay counted."""
         with self._lock:
             self.requests_per_10s = requests_per_10s or None
             self.search_per_second = search_per_second or None
@@ -74,6 +76,7 @@ class RateLimiter:
             self.daily_used = 0
 
     def admit(self, caller: Caller, search: bool) -> dict[str, str]:
+        """Count a request, or raise HubSpot's 429; returns the rate-limit headers to send."""
         now = time.monotonic()
         with self._lock:
             day = int(time.time() * 1000) // DAY_MS

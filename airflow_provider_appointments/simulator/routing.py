@@ -65,6 +65,7 @@ class Call:
         return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
     def flag(self, name: str) -> bool:
+        """Whether a query parameter is ``true`` (case-insensitive)."""
         return (self.query.get(name) or "").lower() == "true"
 
 
@@ -93,6 +94,7 @@ class Route:
 
     @property
     def literals(self) -> int:
+        """Fixed segments of the template: routes with more of them match first."""
         return sum(1 for segment in self.segments if not segment.startswith("{"))
 
 
@@ -105,6 +107,7 @@ class Router:
             self._by_length.setdefault(len(route.segments), []).append((route, route.segments))
 
     def match(self, method: str, raw_path: bytes) -> tuple[Route, dict[str, str]]:
+        """The route of a request and its path parameters, or HubSpot's 404 / 405."""
         segments = [unquote(part.decode("latin-1")) for part in raw_path.strip(b"/").split(b"/")]
         allowed = False
         for route, template in self._by_length.get(len(segments), ()):

@@ -135,6 +135,7 @@ def association_types(from_type: str, to_type: str) -> list[AssociationType]:
 
 
 def default_association_type(from_type: str, to_type: str) -> AssociationType | None:
+    """The unlabelled association type between two object types, if they have one."""
     return next((a for a in association_types(from_type, to_type) if a.label is None), None)
 
 
@@ -144,8 +145,8 @@ def association_for_spec(spec: Any, from_type: str, to_type: str | None = None) 
     if not isinstance(spec, dict) or isinstance(spec.get("associationTypeId"), bool):
         return None
     try:
-        association = ASSOCIATION_TYPES.get(int(spec.get("associationTypeId")))
-    except (TypeError, ValueError):
+        association = ASSOCIATION_TYPES.get(int(spec["associationTypeId"]))
+    except (KeyError, TypeError, ValueError):
         return None
     if association is None or association.from_type != from_type or to_type not in (None, association.to_type):
         return None

@@ -1,140 +1,32 @@
-"""CRM search: HubSpot's filter groups, free-text query, one sort rule and offset paging.
+"""CRM search execution: the records a parsed `SearchRequest` finds, in order, one page at a time.
 
-Each filter compiles to a `Condition`: a test on a stored property string, plus (for timestamps,
-numbers with always-present values and ids) the same test on a numpy array. Seeded records are
-evaluated column-wise (categorical columns by testing each distinct value once), written records
-one by one, so both follow exactly the same rules.
+Each filter is compiled (in `search_query`) to a `Condition`: a test on a stored property string,
+plus (for timestamps, numbers with always-present values and ids) the same test on a numpy array.
+Seeded records are evaluated column-wise (categorical columns by testing each distinct value once),
+written records one by one, so both follow exactly the same rules.
 
-Rules (HubSpot's where documented, otherwise marked as model choices):
-
-- groups are OR-ed, filters in a group AND-ed; at most 5 groups, 6 filters per group, 18 in all;
-  a top-level ``filters`` list is one more group;
-- numbers compare numerically, datetimes and dates as epoch milliseconds (ISO accepted too);
-  strings compare case-insensitively, enumerations and booleans exactly; a multi-select value
-  matches ``EQ``/``IN`` when one of its ``;`` parts does;
-- a record without the property matches only ``NEQ``, ``NOT_IN``, ``NOT_HAS_PROPERTY`` and
-  ``NOT_CONTAINS_TOKEN`` (model choice);
-- ``CONTAINS_TOKEN`` matches a word of the value (``*`` wildcards allowed); ``query`` matches
-  records where every word of it starts a word of one of the type's text properties;
-- default order is by id (creation order); with a sort, ties are broken by id and records without
-  the property come last in both directions (model choice);
-- ``limit`` 1..200 (default 10); ``after`` is an offset; ``after + limit`` beyond 10,000 is a 400;
-  archived records are never found; a body over 3,000 characters is a 400.
+Rules (model choices where HubSpot's documentation is silent): default order is by id (creation
+order); with a sort, ties are broken by id and records without the property come last in both
+directions; archived records are never found.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from typing import Any
 
 import numpy as np
 
-from airflow_provider_appointments.simulator.errors import validation_error
-from airflow_provider_appointments.simulator.properties import PropertyDefinition, iso_ms, parse_epoch_ms
+from airflow_provider_appointments.simulator.properties import PropertyDefinition, iso_ms
 from airflow_provider_appointments.simulator.schema import ObjectSchema
+from airflow_provider_appointments.simulator.search_query import (
+    Condition,
+    SearchRequest,
+    record_matches,
+    value_converter,
+)
 from airflow_provider_appointments.simulator.seed import SeededTable
 from airflow_provider_appointments.simulator.store import Record, Store
-
-MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
-PAGE_MAX, DEFAULT_PAGE, RESULT_CAP = 200, 10, 10_000
-MAX_BODY_CHARS = 3_000
-OPERATORS = ("EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY",
-             "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN")
-_MATCH_MISSING = ("NEQ", "NOT_IN", "NOT_HAS_PROPERTY", "NOT_CONTAINS_TOKEN")
-_WORDS = re.compile(r"[\w@.+'-]+")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One compiled filter.
-
-    :param name: the property tested.
-    :param test: the filter on a stored value (None when the record has none).
-    :param numeric: the same filter on an array of values every record has (epoch ms, ids); None
-        when the filter has to look at the strings.
-    :param exact: for ``EQ``/``IN``, the values that can match (lets derived unique keys be looked up).
-    :param operator: the filter's operator.
-    :param operands: its converted values (numbers for numeric properties).
-    """
-
-    name: str
-    test: Callable[[str | None], bool]
-    numeric: Callable[[np.ndarray], np.ndarray] | None = None
-    exact: tuple[str, ...] | None = None
-    operator: str = ""
-    operands: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """A parsed search body.
-
-    :param groups: OR of ANDs of conditions.
-    :param query: the free-text query: AND over words of OR over text properties.
-    :param sort: (property definition, descending), or None for creation order.
-    :param properties: properties to return besides the defaults.
-    :param limit: page size.
-    :param after: offset of the page.
-    """
-
-    groups: list[list[Condition]]
-    query: list[list[Condition]]
-    sort: tuple[PropertyDefinition, bool] | None
-    properties: list[str] | None
-    limit: int
-    after: int
-
-
-def parse_request(schema: ObjectSchema, body: Any, raw_length: int) -> SearchRequest:
-    """Check and compile a search body, or raise HubSpot's 400."""
-    if raw_length > MAX_BODY_CHARS:
-        raise validation_error(f"Search request bodies are limited to {MAX_BODY_CHARS} characters; this one has "
-                               f"{raw_length}. Ask for fewer properties or filters.")
-    if not isinstance(body, dict):
-        raise validation_error("The search request body must be a JSON object.")
-    groups = body.get("filterGroups")
-    groups = [] if groups is None else groups
-    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("filters", []), list)
-                                               for g in groups):
-        raise validation_error("filterGroups must be a list of {filters: [...]}.")
-    filters = [list(group.get("filters") or []) for group in groups]
-    top_level = body.get("filters")
-    if top_level is not None and not isinstance(top_level, list):
-        raise validation_error("filters must be a list of filters.")
-    if top_level:
-        filters.append(list(top_level))
-    total = sum(len(group) for group in filters)
-    if len(filters) > MAX_GROUPS or any(len(g) > MAX_FILTERS_PER_GROUP for g in filters) or total > MAX_FILTERS:
-        raise validation_error(
-            f"Too many filters: at most {MAX_GROUPS} filterGroups of up to {MAX_FILTERS_PER_GROUP} filters each, "
-            f"{MAX_FILTERS} filters in total (got {len(filters)} groups, {total} filters).",
-            context={"filterGroups": [str(len(filters))], "filters": [str(total)]})
-    limit = _integer(DEFAULT_PAGE if body.get("limit") is None else body["limit"], "limit")
-    after = _integer(0 if body.get("after") in (None, "") else body["after"], "after")
-    if not 1 <= limit <= PAGE_MAX:
-        raise validation_error(f"limit must be between 1 and {PAGE_MAX}; got {limit}.", context={"limit": [str(limit)]})
-    if after < 0 or after + limit > RESULT_CAP:
-        raise validation_error(
-            f"Search can page through at most {RESULT_CAP} results per query; after={after} with limit={limit} goes "
-            "beyond it. Narrow the filters (e.g. on hs_lastmodifieddate or hs_object_id) and start again.",
-            context={"after": [str(after)], "limit": [str(limit)]})
-    properties = body.get("properties")
-    if isinstance(properties, str):
-        properties = [name for name in properties.split(",") if name]
-    if properties is not None and not (isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
-        raise validation_error("properties must be a list of property names.")
-    return SearchRequest(
-        groups=[[_condition(schema, spec) for spec in group] for group in filters if group],
-        query=_query(schema, body.get("query")),
-        sort=_sort(schema, body.get("sorts")),
-        properties=properties if isinstance(properties, list) else None,
-        limit=limit,
-        after=after,
-    )
 
 
 def run(store: Store, schema: ObjectSchema, request: SearchRequest) -> tuple[int, list[Record]]:
@@ -155,7 +47,8 @@ def run(store: Store, schema: ObjectSchema, request: SearchRequest) -> tuple[int
         records = [overlay.records[i] for i in written]
         ids = np.concatenate([seeded_rows.astype(np.int64) + table.id_base + 1,
                               np.array([r.id for r in records], dtype=np.int64)])
-        definition, descending = request.sort  # type: ignore[misc]
+        assert request.sort is not None  # without a sort the key is the id, which every seeded record has
+        definition, descending = request.sort
         keys, missing = _sort_keys(table, schema, definition, seeded_rows, records)
         order = np.lexsort((ids, -keys if descending else keys, missing))
         page = ids[order[request.after:request.after + request.limit]]
@@ -210,7 +103,7 @@ def _overlay_matches(overlay: _Overlay, schema: ObjectSchema, request: SearchReq
                 rest.append(condition)
         return [i for i in np.flatnonzero(mask).tolist()
                 if all(c.test(records[i].value(c.name)) for c in rest)]
-    return [i for i, record in enumerate(records) if _record_matches(record, request)]
+    return [i for i, record in enumerate(records) if record_matches(record, request)]
 
 
 def _sorted_index(store: Store, table: SeededTable, key_name: str, numbers: np.ndarray,
@@ -288,68 +181,94 @@ def _run_indexed(store: Store, schema: ObjectSchema, request: SearchRequest, num
     column-wise, and are merged with the matching written records."""
     kind = schema.name
     table = store.tables[kind]
-    shadowed = store.shadowed[kind]
     wanted = request.after + request.limit
     order, sorted_keys = _sorted_index(store, table, key_name, numbers, descending)
     if len(request.groups) <= 1 and not request.query:
         conditions = request.groups[0] if request.groups else []
         ranged = [c for c in conditions if _bounds_key(c, key_name)]
         residual = [c for c in conditions if not _bounds_key(c, key_name)]
-        low, high = _key_bounds(ranged)
-        if low > high:
-            start = stop = 0
-        else:
-            low, high = (-high, -low) if descending else (low, high)
-            start = int(np.searchsorted(sorted_keys, np.int64(low), "left"))
-            stop = int(np.searchsorted(sorted_keys, np.int64(high), "right"))
-        shadowed_rows = _shadowed_rows(store, kind)
-        if not residual:
-            # Count the shadowed rows inside the slice from their keys; read just enough rows for the page.
-            inside = 0
-            if len(shadowed_rows) and stop > start:
-                keys = -numbers[shadowed_rows] if descending else numbers[shadowed_rows]
-                inside = int(np.count_nonzero((keys >= sorted_keys[start]) & (keys <= sorted_keys[stop - 1])))
-            total = stop - start - inside
-            head = order[start:min(stop, start + wanted + inside)]
-            if inside:
-                head = head[~shadowed[head]]
-            head = head[:wanted]
-        elif 4 * (stop - start) > table.size and all(_cost(table, schema, c) == 0 for c in residual):
-            # A wide slice: column-wise masks over whole columns are cheaper than gathering the slice's rows.
-            mask = ~shadowed
-            for condition in residual:
-                mask &= _condition_mask(table, schema, condition, mask)
-            rows = order[start:stop]
-            rows = rows[mask[rows]]
+        start, stop = _slice_of(sorted_keys, _key_bounds(ranged), descending)
+        if residual:
+            rows = _filter_slice(store, schema, residual, order[start:stop])
             total, head = len(rows), rows[:wanted]
         else:
-            rows = order[start:stop]
-            if len(shadowed_rows):
-                rows = rows[~shadowed[rows]]
-            for condition in sorted(residual, key=lambda c: _cost(table, schema, c)):
-                if not len(rows):
-                    break
-                rows = rows[_rows_mask(table, schema, condition, rows)]
-            total, head = len(rows), rows[:wanted]
+            shadowed_keys = _shadowed_keys(store, kind, numbers, descending)
+            total, head = _slice_head(store.shadowed[kind], order, sorted_keys, shadowed_keys, start, stop, wanted)
     else:
-        matched = ~shadowed & _seeded_matches(table, schema, request)
+        matched = ~store.shadowed[kind] & _seeded_matches(table, schema, request)
         rows = order[matched[order]]
         total, head = len(rows), rows[:wanted]
-
     records = [overlay.records[i] for i in written]
-    seeded_ids = head.astype(np.int64) + table.id_base + 1
-    keys = np.concatenate([numbers[head].astype(np.float64), _written_keys(schema, key_name, records)])
+    seeded_keys = numbers[head].astype(np.float64)
+    return total + len(records), _merge_page(store, schema, request, head, seeded_keys, records, key_name, descending)
+
+
+def _slice_of(sorted_keys: np.ndarray, bounds: tuple[int, int], descending: bool) -> tuple[int, int]:
+    """[start, stop) of the sorted index whose keys are within the (ascending) key bounds."""
+    low, high = bounds
+    if low > high:
+        return 0, 0
+    low, high = (-high, -low) if descending else (low, high)
+    return (int(np.searchsorted(sorted_keys, np.int64(low), "left")),
+            int(np.searchsorted(sorted_keys, np.int64(high), "right")))
+
+
+def _shadowed_keys(store: Store, kind: str, numbers: np.ndarray, descending: bool) -> np.ndarray:
+    """The index keys of the seeded rows that written records shadow."""
+    shadowed_rows = _shadowed_rows(store, kind)
+    return -numbers[shadowed_rows] if descending else numbers[shadowed_rows]
+
+
+def _slice_head(shadowed: np.ndarray, order: np.ndarray, sorted_keys: np.ndarray, shadowed_keys: np.ndarray,
+                start: int, stop: int, wanted: int) -> tuple[int, np.ndarray]:
+    """(rows of the slice [start, stop) not shadowed, the first `wanted` of them). The shadowed rows
+    inside the slice are counted from their keys, so only enough rows for the page are read."""
+    inside = 0
+    if len(shadowed_keys) and stop > start:
+        in_slice = (shadowed_keys >= sorted_keys[start]) & (shadowed_keys <= sorted_keys[stop - 1])
+        inside = int(np.count_nonzero(in_slice))
+    head = order[start:min(stop, start + wanted + inside)]
+    if inside:
+        head = head[~shadowed[head]]
+    return stop - start - inside, head[:wanted]
+
+
+def _filter_slice(store: Store, schema: ObjectSchema, conditions: list[Condition], rows: np.ndarray) -> np.ndarray:
+    """The rows of a slice of the sorted index (in its order) that are not shadowed and match every condition."""
+    kind = schema.name
+    table, shadowed = store.tables[kind], store.shadowed[kind]
+    if 4 * len(rows) > table.size and all(_cost(table, schema, c) == 0 for c in conditions):
+        # A wide slice: column-wise masks over whole columns are cheaper than gathering the slice's rows.
+        mask = ~shadowed
+        for condition in conditions:
+            mask &= _condition_mask(table, schema, condition, mask)
+        return rows[mask[rows]]
+    if len(_shadowed_rows(store, kind)):
+        rows = rows[~shadowed[rows]]
+    for condition in sorted(conditions, key=lambda c: _cost(table, schema, c)):
+        if not len(rows):
+            break
+        rows = rows[_rows_mask(table, schema, condition, rows)]
+    return rows
+
+
+def _merge_page(store: Store, schema: ObjectSchema, request: SearchRequest, head: np.ndarray, seeded_keys: np.ndarray,
+                records: list[Record], key_name: str, descending: bool) -> list[Record]:
+    """The requested page: the first seeded rows in sort order (`head`, with their sort keys) merged
+    with the matching written records."""
+    table = store.tables[schema.name]
+    keys = np.concatenate([seeded_keys, _written_keys(schema, key_name, records)])
     missing = np.isnan(keys)
     keys[missing] = 0.0
-    ids = np.concatenate([seeded_ids, np.array([r.id for r in records], dtype=np.int64)])
-    merged = np.lexsort((ids, -keys if descending else keys, missing))[request.after:wanted]
+    ids = np.concatenate([head.astype(np.int64) + table.id_base + 1, np.array([r.id for r in records], dtype=np.int64)])
+    merged = np.lexsort((ids, -keys if descending else keys, missing))[request.after:request.after + request.limit]
     page = []
     for position in merged.tolist():
         if position < len(head):
-            page.append(store._view(kind, int(head[position])))
+            page.append(store._view(schema.name, int(head[position])))
         else:
             page.append(records[position - len(head)])
-    return total + len(records), page
+    return page
 
 
 def _written_keys(schema: ObjectSchema, key_name: str, records: list[Record]) -> np.ndarray:
@@ -360,7 +279,7 @@ def _written_keys(schema: ObjectSchema, key_name: str, records: list[Record]) ->
         return np.array([r.created_ms for r in records], dtype=np.float64)
     if key_name == schema.modified_property:
         return np.array([r.updated_ms for r in records], dtype=np.float64)
-    convert = _converter(schema.properties[key_name])
+    convert = value_converter(schema.properties[key_name])
     values = [r.value(key_name) for r in records]
     return np.array([math.nan if v is None else convert(v) for v in values], dtype=np.float64)
 
@@ -371,150 +290,6 @@ def _shadowed_rows(store: Store, kind: str) -> np.ndarray:
     if cached is None or cached[0] != store.version:
         cached = store.search_cache[cache_key] = (store.version, np.flatnonzero(store.shadowed[kind]))
     return cached[1]
-
-
-# -- compiling -----------------------------------------------------------------------------------
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise validation_error(f"{name} must be an integer; got {value!r}.", context={name: [str(value)]})
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise validation_error(f"{name} must be an integer; got {value!r}.", context={name: [str(value)]}) from None
-
-
-def _definition(schema: ObjectSchema, name: Any) -> PropertyDefinition:
-    definition = schema.properties.get(str(name))
-    if definition is None:
-        raise validation_error(f'Property "{name}" does not exist on {schema.name}, so it cannot be searched.',
-                               context={"propertyName": [str(name)]})
-    return definition
-
-
-def _condition(schema: ObjectSchema, spec: Any) -> Condition:
-    if not isinstance(spec, dict):
-        raise validation_error("Each filter must be an object with propertyName and operator.")
-    definition = _definition(schema, spec.get("propertyName"))
-    operator = str(spec.get("operator", ""))
-    if operator not in OPERATORS:
-        raise validation_error(f"Unknown filter operator {operator!r}; use one of {', '.join(OPERATORS)}.",
-                               context={"operator": [operator]})
-    name = definition.name
-    if operator in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
-        wanted = operator == "HAS_PROPERTY"
-        return Condition(name, lambda value: (value is not None) == wanted,
-                         lambda array: np.full(len(array), wanted))
-    if operator in ("IN", "NOT_IN"):
-        raw = spec.get("values")
-        if not isinstance(raw, list) or not raw:
-            raise validation_error(f"Operator {operator} needs a non-empty values list.", context={"propertyName": [name]})
-        operands = [_operand(definition, value) for value in raw]
-    else:
-        if spec.get("value") is None:
-            raise validation_error(f"Operator {operator} needs a value.", context={"propertyName": [name]})
-        operands = [_operand(definition, spec["value"])]
-        if operator == "BETWEEN":
-            if spec.get("highValue") is None:
-                raise validation_error("Operator BETWEEN needs value and highValue.", context={"propertyName": [name]})
-            operands.append(_operand(definition, spec["highValue"]))
-    if operator == "CONTAINS_TOKEN":
-        pattern = str(spec["value"]).lower()
-        return Condition(name, lambda value: value is not None and _has_token(value, pattern))
-    if operator == "NOT_CONTAINS_TOKEN":
-        pattern = str(spec["value"]).lower()
-        return Condition(name, lambda value: value is None or not _has_token(value, pattern))
-    convert = _converter(definition)
-    compare = _COMPARE[operator]
-
-    def test(value: str | None) -> bool:
-        if value is None:
-            return operator in _MATCH_MISSING
-        if definition.type == "enumeration":
-            return _enumeration_test(operator, set(value.split(";")), operands, compare)
-        return compare(convert(value), operands)
-
-    numeric = None
-    if definition.type in ("number", "datetime", "date"):
-        numeric = lambda array: _ARRAY_COMPARE[operator](array, operands)  # noqa: E731
-    # EQ reads `value` and IN reads `values` (checked above to be a list), as HubSpot does.
-    exact = tuple(str(v) for v in (spec["values"] if operator == "IN" else [spec.get("value")])) \
-        if operator in ("EQ", "IN") else None
-    return Condition(name, test, numeric, exact, operator, tuple(operands))
-
-
-def _operand(definition: PropertyDefinition, value: Any) -> Any:
-    try:
-        return _converter(definition)(str(value))
-    except (ValueError, OverflowError):
-        raise validation_error(f"{value!r} is not a valid {definition.type} value to filter {definition.name} on.",
-                               context={"propertyName": [definition.name]}) from None
-
-
-def _converter(definition: PropertyDefinition) -> Callable[[str], Any]:
-    if definition.type == "number":
-        return float
-    if definition.type in ("datetime", "date"):
-        return lambda text: float(parse_epoch_ms(text))
-    if definition.type == "string":
-        return str.lower
-    return str
-
-
-def _enumeration_test(operator: str, parts: set[str], operands: list[Any], compare: Callable) -> bool:
-    if operator in ("EQ", "IN"):
-        return not parts.isdisjoint(operands)
-    if operator in ("NEQ", "NOT_IN"):
-        return parts.isdisjoint(operands)
-    return compare(";".join(sorted(parts)), operands)
-
-
-def _has_token(value: str, pattern: str) -> bool:
-    words = _WORDS.findall(value.lower())
-    if "*" in pattern:
-        return any(fnmatchcase(word, pattern) for word in words) or fnmatchcase(value.lower(), pattern)
-    return pattern in words or value.lower() == pattern
-
-
-_COMPARE: dict[str, Callable[[Any, list[Any]], bool]] = {
-    "EQ": lambda v, o: v == o[0], "NEQ": lambda v, o: v != o[0],
-    "LT": lambda v, o: v < o[0], "LTE": lambda v, o: v <= o[0],
-    "GT": lambda v, o: v > o[0], "GTE": lambda v, o: v >= o[0],
-    "BETWEEN": lambda v, o: o[0] <= v <= o[1],
-    "IN": lambda v, o: v in o, "NOT_IN": lambda v, o: v not in o,
-}
-_ARRAY_COMPARE: dict[str, Callable[[np.ndarray, list[Any]], np.ndarray]] = {
-    "EQ": lambda a, o: a == o[0], "NEQ": lambda a, o: a != o[0],
-    "LT": lambda a, o: a < o[0], "LTE": lambda a, o: a <= o[0],
-    "GT": lambda a, o: a > o[0], "GTE": lambda a, o: a >= o[0],
-    "BETWEEN": lambda a, o: (a >= o[0]) & (a <= o[1]),
-    "IN": lambda a, o: np.isin(a, o), "NOT_IN": lambda a, o: ~np.isin(a, o),
-}
-
-
-def _query(schema: ObjectSchema, text: Any) -> list[list[Condition]]:
-    if not text:
-        return []
-    fields = [d.name for d in schema.properties.values() if d.type == "string"]
-    return [[Condition(name, lambda value, word=word: value is not None and any(
-        token.startswith(word) for token in _WORDS.findall(value.lower()))) for name in fields]
-            for word in _WORDS.findall(str(text).lower())]
-
-
-def _sort(schema: ObjectSchema, sorts: Any) -> tuple[PropertyDefinition, bool] | None:
-    if not sorts:
-        return None
-    if not isinstance(sorts, list):
-        raise validation_error("sorts must be a list.")
-    if len(sorts) > 1:
-        raise validation_error("Only one sorting rule can be applied to any search.", context={"sorts": [str(len(sorts))]})
-    rule = sorts[0]
-    if isinstance(rule, dict):
-        direction = str(rule.get("direction", "ASCENDING")).upper()
-        if direction not in ("ASCENDING", "DESCENDING"):
-            raise validation_error(f"Unknown sort direction {direction!r}.", context={"direction": [direction]})
-        return _definition(schema, rule.get("propertyName")), direction == "DESCENDING"
-    text = str(rule)
-    return _definition(schema, text.lstrip("-")), text.startswith("-")
 
 
 # -- evaluating ----------------------------------------------------------------------------------
@@ -530,7 +305,10 @@ def _numbers(table: SeededTable, schema: ObjectSchema, name: str) -> np.ndarray 
     return column.epoch_ms if column is not None else None
 
 
-def _condition_mask(table: SeededTable, schema: ObjectSchema, condition: Condition, candidates: np.ndarray) -> np.ndarray:
+def _condition_mask(table: SeededTable, schema: ObjectSchema, condition: Condition,
+                    candidates: np.ndarray) -> np.ndarray:
+    """`condition` on every seeded row; rows outside `candidates` may be left False when it has to
+    look at strings."""
     numbers = _numbers(table, schema, condition.name)
     if numbers is not None and condition.numeric is not None:
         return condition.numeric(numbers)
@@ -581,7 +359,8 @@ def _seeded_value(table: SeededTable, schema: ObjectSchema, name: str, row: int)
     return column.value(row) if column is not None else None
 
 
-def _all_of(table: SeededTable, schema: ObjectSchema, conditions: list[Condition], candidates: np.ndarray) -> np.ndarray:
+def _all_of(table: SeededTable, schema: ObjectSchema, conditions: list[Condition],
+            candidates: np.ndarray) -> np.ndarray:
     """AND of conditions; conditions that must look at strings run last, on the survivors only."""
     mask = candidates.copy()
     for condition in sorted(conditions, key=lambda c: _cost(table, schema, c)):
@@ -612,11 +391,6 @@ def _seeded_matches(table: SeededTable, schema: ObjectSchema, request: SearchReq
     return matched
 
 
-def _record_matches(record: Record, request: SearchRequest) -> bool:
-    if request.groups and not any(all(c.test(record.value(c.name)) for c in group) for group in request.groups):
-        return False
-    return all(any(c.test(record.value(c.name)) for c in alternatives) for alternatives in request.query)
-
 
 def _sort_keys(table: SeededTable, schema: ObjectSchema, definition: PropertyDefinition, rows: np.ndarray,
                written: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -627,7 +401,7 @@ def _sort_keys(table: SeededTable, schema: ObjectSchema, definition: PropertyDef
     """
     name = definition.name
     numeric = definition.type in ("number", "datetime", "date")
-    convert = _converter(definition)
+    convert = value_converter(definition)
     written_values = [record.value(name) for record in written]
     numbers = _numbers(table, schema, name)
     column = table.columns.get(name)

@@ -89,6 +89,7 @@ class Column:
     invert: Callable[[str], int | None] | None = None
 
     def value(self, row: int) -> str | None:
+        """The value of the record on `row`, as HubSpot renders it (None: no value)."""
         if self.codes is not None:
             return self.categories[self.codes[row]]
         if self.epoch_ms is not None:
@@ -124,6 +125,7 @@ class SeededTable:
         return len(self.created_ms)
 
     def row_of(self, record_id: int) -> int | None:
+        """The row of a seeded record id, or None when the id is not a seeded record's."""
         row = record_id - self.id_base - 1
         return row if 0 <= row < self.size else None
 
@@ -136,6 +138,7 @@ class SeededTable:
         return ids
 
     def properties(self, row: int) -> dict[str, str]:
+        """The property values of the record on `row` (without the system ones)."""
         values = {}
         for name, column in self.columns.items():
             value = column.value(row)
@@ -270,7 +273,9 @@ def _companies(seed: int, size: int, origin_ms: int) -> SeededTable:
     combos = len(COMPANY_PREFIXES) * len(COMPANY_SUFFIXES)
 
     def name(row: int) -> str:
-        base = f"{COMPANY_PREFIXES[row % len(COMPANY_PREFIXES)]} {COMPANY_SUFFIXES[row // len(COMPANY_PREFIXES) % len(COMPANY_SUFFIXES)]}"
+        prefix = COMPANY_PREFIXES[row % len(COMPANY_PREFIXES)]
+        suffix = COMPANY_SUFFIXES[row // len(COMPANY_PREFIXES) % len(COMPANY_SUFFIXES)]
+        base = f"{prefix} {suffix}"
         return base if row < combos else f"{base} {row // combos + 1}"
 
     return SeededTable(COMPANIES, SCHEMAS[COMPANIES].id_base, created, created.copy(), columns={
@@ -303,23 +308,8 @@ def _appointments(seed: int, counts: dict[str, int], origin_ms: int, contacts: S
     contact, has_contact = linked(1, 2 / 3, counts[CONTACTS])
     company, has_company = linked(3, 0.3, counts[COMPANIES])
     deal, has_deal = linked(5, 0.1, counts[DEALS])
-
-    # The patient's name: the associated contact's, or someone not (yet) in the CRM.
-    first_codes, last_codes = contacts.columns["firstname"].codes, contacts.columns["lastname"].codes
-    assert first_codes is not None and last_codes is not None
-    safe_contact = np.where(has_contact, contact, 0)
-    first = np.where(has_contact, first_codes[safe_contact] if len(first_codes) else 0,
-                     rng(7).integers(0, len(FIRST_NAMES), size))
-    last = np.where(has_contact, last_codes[safe_contact] if len(last_codes) else 0,
-                    rng(8).integers(0, len(LAST_NAMES), size))
     service = _pick(tuple(s[2] for s in SERVICES), rng(9).random(size))
-
-    # Created over the 30 days before the origin; 70 % modified since; some rows tie with the previous one.
-    created = origin_ms - rng(10).integers(MINUTE_MS, HISTORY_DAYS * DAY_MS, size)
-    modified = rng(11).random(size) < 0.7
-    updated = np.where(modified, created + (rng(12).random(size) * (origin_ms - created)).astype(np.int64), created)
-    ties = np.arange(TIE_EVERY - 1, size, TIE_EVERY)
-    created[ties], updated[ties] = created[ties - 1], updated[ties - 1]
+    created, updated = _appointment_moments(rng, size, origin_ms)
     modified = updated > created
 
     # Start within three weeks before and five weeks after the origin, on quarter hours of a working day.
@@ -328,18 +318,85 @@ def _appointments(seed: int, counts: dict[str, int], origin_ms: int, contacts: S
              + rng(15).integers(0, 4, size) * 15 * MINUTE_MS)
     durations = np.array([s[3] for s in SERVICES], np.int64)[service, rng(16).integers(0, 3, size)]
     duration_values = tuple(sorted({d for s in SERVICES for d in s[3]}))
+    status, initial_status = _appointment_status(rng, modified, start < origin_ms)
+    offer = _appointment_offer(rng, service)
+    derive, invert = _keyed("EXT", size)
+    return SeededTable(
+        APPOINTMENTS, SCHEMAS[APPOINTMENTS].id_base, created, updated,
+        columns={
+            "hs_appointment_name": _appointment_names(rng, service, contacts, contact, has_contact),
+            "hs_appointment_start": Column(epoch_ms=start),
+            "hs_appointment_end": Column(epoch_ms=start + durations * MINUTE_MS),
+            "hs_appointment_status": _categorical(status, STATUSES),
+            "hs_appointment_location": offer["location"],
+            "hs_appointment_type": offer["type"],
+            "hs_appointment_notes": offer["notes"],
+            "hs_duration": _categorical(np.searchsorted(duration_values, durations),
+                                        tuple(str(d) for d in duration_values)),
+            "hs_appointment_price": offer["price"],
+            "hs_appointment_date": Column(epoch_ms=start - start % DAY_MS, date_only=True),
+            "hs_is_first_visit": _categorical((rng(24).random(size) >= 0.2).astype(np.int8), ("true", "false")),
+            "hs_appointment_services": offer["services"],
+            "external_appointment_id": Column(derive=derive, invert=invert),
+        },
+        links={
+            CONTACTS: _link(contact, has_contact, APPOINTMENTS, CONTACTS),
+            COMPANIES: _link(company, has_company, APPOINTMENTS, COMPANIES),
+            DEALS: _link(deal, has_deal, APPOINTMENTS, DEALS),
+        },
+        initial={"hs_appointment_status": _categorical(initial_status, STATUSES)},
+    )
 
-    # Status follows the story: untouched bookings are scheduled; modified ones moved on.
-    status_names = ("SCHEDULED", "CONFIRMED", "COMPLETED", "CANCELED", "NO_SHOW", "RESCHEDULED")
-    code = {name: index for index, name in enumerate(status_names)}
-    draw = rng(17).random(size)
+
+STATUSES = ("SCHEDULED", "CONFIRMED", "COMPLETED", "CANCELED", "NO_SHOW", "RESCHEDULED")
+
+
+def _appointment_names(rng: _Streams, service: np.ndarray, contacts: SeededTable, contact: np.ndarray,
+                       has_contact: np.ndarray) -> Column:
+    """``<service> – <first name> <last name>``: the associated contact's name, or someone not (yet)
+    in the CRM."""
+    size = len(service)
+    first_codes, last_codes = contacts.columns["firstname"].codes, contacts.columns["lastname"].codes
+    assert first_codes is not None and last_codes is not None
+    safe_contact = np.where(has_contact, contact, 0)
+    first = np.where(has_contact, first_codes[safe_contact] if len(first_codes) else 0,
+                     rng(7).integers(0, len(FIRST_NAMES), size))
+    last = np.where(has_contact, last_codes[safe_contact] if len(last_codes) else 0,
+                    rng(8).integers(0, len(LAST_NAMES), size))
+    names = tuple(f"{s[0]} – {first_name} {last_name}"
+                  for s in SERVICES for first_name in FIRST_NAMES for last_name in LAST_NAMES)
+    return _categorical((service * len(FIRST_NAMES) + first) * len(LAST_NAMES) + last, names)
+
+
+def _appointment_moments(rng: _Streams, size: int, origin_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """(created, last modified): created over the 30 days before the origin, 70 % modified since;
+    every `TIE_EVERY`-th row ties with the previous one."""
+    created = origin_ms - rng(10).integers(MINUTE_MS, HISTORY_DAYS * DAY_MS, size)
+    modified = rng(11).random(size) < 0.7
+    updated = np.where(modified, created + (rng(12).random(size) * (origin_ms - created)).astype(np.int64), created)
+    ties = np.arange(TIE_EVERY - 1, size, TIE_EVERY)
+    created[ties], updated[ties] = created[ties - 1], updated[ties - 1]
+    return created, updated
+
+
+def _appointment_status(rng: _Streams, modified: np.ndarray, past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(status, status at creation) codes into `STATUSES`. The status follows the story: untouched
+    bookings are scheduled; modified ones moved on (past ones completed or missed, future ones
+    confirmed, canceled or rescheduled)."""
+    code = {name: index for index, name in enumerate(STATUSES)}
+    draw = rng(17).random(len(modified))
     untouched = np.array([code["SCHEDULED"], code["CONFIRMED"]])[_pick((0.8, 0.2), draw)]
-    past = np.array([code[s] for s in ("COMPLETED", "NO_SHOW", "CANCELED", "RESCHEDULED", "CONFIRMED")])[
+    done = np.array([code[s] for s in ("COMPLETED", "NO_SHOW", "CANCELED", "RESCHEDULED", "CONFIRMED")])[
         _pick((0.6, 0.1, 0.15, 0.05, 0.1), draw)]
     future = np.array([code["CONFIRMED"], code["CANCELED"], code["RESCHEDULED"]])[_pick((0.55, 0.2, 0.25), draw)]
-    status = np.where(~modified, untouched, np.where(start < origin_ms, past, future))
-    initial_status = np.where(modified, code["SCHEDULED"], status)
+    status = np.where(~modified, untouched, np.where(past, done, future))
+    return status, np.where(modified, code["SCHEDULED"], status)
 
+
+def _appointment_offer(rng: _Streams, service: np.ndarray) -> dict[str, Column]:
+    """The columns that follow from the service booked (by short name): location and type, price,
+    services, notes."""
+    size = len(service)
     # Lab work and imaging happen in person; the rest also by video or phone.
     in_person_only = np.isin(service, [2, 3])
     kind = np.where(in_person_only, 0, _pick((0.6, 0.25, 0.15), rng(18).random(size)))
@@ -355,31 +412,10 @@ def _appointments(seed: int, counts: dict[str, int], origin_ms: int, contacts: S
     services = np.where((service == 0) & (rng(21).random(size) < 0.25), service_values.index("CONSULTATION;LAB"),
                         services)
     notes = np.where(rng(22).random(size) < 0.3, rng(23).integers(0, len(NOTES), size), -1)
-
-    names = tuple(f"{s[0]} – {f} {l}" for s in SERVICES for f in FIRST_NAMES for l in LAST_NAMES)
-    derive, invert = _keyed("EXT", size)
-    return SeededTable(
-        APPOINTMENTS, SCHEMAS[APPOINTMENTS].id_base, created, updated,
-        columns={
-            "hs_appointment_name": _categorical((service * len(FIRST_NAMES) + first) * len(LAST_NAMES) + last, names),
-            "hs_appointment_start": Column(epoch_ms=start),
-            "hs_appointment_end": Column(epoch_ms=start + durations * MINUTE_MS),
-            "hs_appointment_status": _categorical(status, status_names),
-            "hs_appointment_location": _categorical(location, (*CLINICS, "Video call", "Phone call")),
-            "hs_appointment_type": _categorical(kind, ("IN_PERSON", "VIDEO", "PHONE")),
-            "hs_appointment_notes": _categorical(notes, NOTES),
-            "hs_duration": _categorical(np.searchsorted(duration_values, durations),
-                                        tuple(str(d) for d in duration_values)),
-            "hs_appointment_price": _categorical(price, prices),
-            "hs_appointment_date": Column(epoch_ms=start - start % DAY_MS, date_only=True),
-            "hs_is_first_visit": _categorical((rng(24).random(size) >= 0.2).astype(np.int8), ("true", "false")),
-            "hs_appointment_services": _categorical(services, service_values),
-            "external_appointment_id": Column(derive=derive, invert=invert),
-        },
-        links={
-            CONTACTS: _link(contact, has_contact, APPOINTMENTS, CONTACTS),
-            COMPANIES: _link(company, has_company, APPOINTMENTS, COMPANIES),
-            DEALS: _link(deal, has_deal, APPOINTMENTS, DEALS),
-        },
-        initial={"hs_appointment_status": _categorical(initial_status, status_names)},
-    )
+    return {
+        "location": _categorical(location, (*CLINICS, "Video call", "Phone call")),
+        "type": _categorical(kind, ("IN_PERSON", "VIDEO", "PHONE")),
+        "notes": _categorical(notes, NOTES),
+        "price": _categorical(price, prices),
+        "services": _categorical(services, service_values),
+    }

@@ -166,9 +166,11 @@ class Simulator(_Surface):
         self._state.faults.force_429(count)
 
     def expire_oauth_tokens(self) -> int:
+        """Expire every OAuth access token issued so far; returns how many."""
         return self._state.auth.expire_all()
 
     def revoke_refresh_tokens(self, refresh_token: str | None = None) -> int:
+        """Revoke one refresh token (None: all); returns how many."""
         return self._state.auth.revoke_refresh_tokens(refresh_token)
 
 
@@ -240,7 +242,8 @@ class SimulatorProcess(_Surface):
         return self.admin("POST", "oauth/expire")["expired"]
 
     def revoke_refresh_tokens(self, refresh_token: str | None = None) -> int:
-        return self.admin("POST", "oauth/revoke", {"refresh_token": refresh_token} if refresh_token else None)["revoked"]
+        body = {"refresh_token": refresh_token} if refresh_token else None
+        return self.admin("POST", "oauth/revoke", body)["revoked"]
 
 
 def _drain(stream: Any, lines: queue.Queue[str]) -> None:

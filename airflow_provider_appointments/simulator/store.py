@@ -87,6 +87,7 @@ class Record:
         return self.properties.get(name)
 
     def write_events(self) -> list[WriteEvent]:
+        """The writes that made the record, oldest first (loaded on first use for seeded records)."""
         if self.events is None:
             assert self.loader is not None
             self.events, self.loader = self.loader(), None
@@ -130,7 +131,8 @@ class Store:
             self.origin_ms = origin_ms if origin_ms is not None else now - now % DAY_MS
             self.tables = seeding.generate(seed, counts or seeding.default_counts(0), self.origin_ms)
             # Each store has its own copy of the schema: properties created through the API land here.
-            self.schemas = {kind: replace(schema, properties=dict(schema.properties)) for kind, schema in SCHEMAS.items()}
+            self.schemas = {kind: replace(schema, properties=dict(schema.properties))
+                            for kind, schema in SCHEMAS.items()}
             self.records: dict[str, dict[int, Record]] = {kind: {} for kind in SCHEMAS}
             self.shadowed = {kind: np.zeros(table.size, dtype=bool) for kind, table in self.tables.items()}
             self.created_ids: dict[str, list[int]] = {kind: [] for kind in SCHEMAS}

@@ -69,7 +69,8 @@ class OAuthRefreshAuth:
     ) -> None:
         if not (client_id and client_secret and refresh_token):
             raise HubSpotAuthenticationError(
-                401, "INVALID_AUTHENTICATION", "OAuth needs client_id, client_secret and refresh_token in the connection"
+                401, "INVALID_AUTHENTICATION",
+                "OAuth needs client_id, client_secret and refresh_token in the connection",
             )
         for secret in (client_secret, refresh_token):
             _mask(secret)

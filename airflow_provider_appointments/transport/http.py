@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is ``localhost`` or a loopback address (IPv6 in brackets too)."""
     if host == "localhost":
         return True
     try:
@@ -139,9 +140,10 @@ class HubSpotTransport:
         attempts = Attempts()
         while True:
             attempts.total += 1
-            answer, failure = self._attempt(method, path, params, json_body, limiter, attempts.total)
-            if failure is None:
-                return answer
+            result = self._attempt(method, path, params, json_body, limiter, attempts.total)
+            if isinstance(result, Answer):
+                return result
+            failure = result
             attempts.record(failure)
             decision = self.retry.decide(failure, attempts, idempotent=idempotent,
                                          can_refresh=self.auth.refreshable, rng=self._rng)
@@ -163,7 +165,7 @@ class HubSpotTransport:
             time.sleep(decision.wait_s)
 
     def _attempt(self, method: str, path: str, params: Any, json_body: Any, limiter: Pacer,
-                 attempt: int) -> tuple[Answer | None, Failure | None]:
+                 attempt: int) -> Answer | Failure:
         """Send once: the answer, or the classified failure."""
         sent_at = limiter.acquire()
         try:
@@ -179,7 +181,7 @@ class HubSpotTransport:
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self._count(retried=attempt > 1)
             probe = None if self._answered else self._expects_tls
-            return None, classify_exception(exc, self.base_url, connect_timeout_s=self.timeout[0], probe_tls=probe)
+            return classify_exception(exc, self.base_url, connect_timeout_s=self.timeout[0], probe_tls=probe)
         self._answered = True
         self._count(retried=attempt > 1, limited=response.status_code == 429)
         limiter.observe(response.headers, sent_at)
@@ -207,7 +209,8 @@ def _parse(response: requests.Response) -> tuple[Any, bool]:
         return None, False
 
 
-def _error(status: int, body: Any, readable: bool, response: requests.Response, method: str, path: str) -> HubSpotAPIError:
+def _error(status: int, body: Any, readable: bool, response: requests.Response, method: str,
+           path: str) -> HubSpotAPIError:
     cls = error_for_status(status)
     if not readable or not isinstance(body, dict):
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
@@ -226,19 +229,19 @@ def _error(status: int, body: Any, readable: bool, response: requests.Response, 
     )
 
 
-def _judge(response: requests.Response, method: str, path: str) -> tuple[Answer | None, Failure | None]:
+def _judge(response: requests.Response, method: str, path: str) -> Answer | Failure:
     """A successful answer, or the failure an answer represents."""
     status = response.status_code
     if status == 204:
-        return Answer(status, None, response.headers), None
+        return Answer(status, None, response.headers)
     body, readable = _parse(response)
     if 200 <= status < 300:
         if readable:
-            return Answer(status, body, response.headers), None
+            return Answer(status, body, response.headers)
         # A cut or garbled answer: the request may well have been applied.
         kind = response.headers.get("Content-Type", "no content type")
-        return None, Failure(Outcome.MAYBE_APPLIED,
-                             f"HTTP {status} with an unreadable body ({kind}, {len(response.content)} bytes)")
+        return Failure(Outcome.MAYBE_APPLIED,
+                       f"HTTP {status} with an unreadable body ({kind}, {len(response.content)} bytes)")
     error = _error(status, body, readable, response, method, path)
     if status == 401 and isinstance(body, dict) and body.get("category") == "EXPIRED_AUTHENTICATION":
         outcome = Outcome.EXPIRED_TOKEN
@@ -247,7 +250,7 @@ def _judge(response: requests.Response, method: str, path: str) -> tuple[Answer 
     else:
         outcome = Outcome.REJECTED
     reason = f"HTTP {status} {error.category}" if error.category else f"HTTP {status}"
-    return None, Failure(outcome, reason, status, response.headers, body if readable else None, error)
+    return Failure(outcome, reason, status, response.headers, body if readable else None, error)
 
 
 def _final_error(method: str, path: str, failure: Failure, decision: Decision, attempts: int) -> Exception:
@@ -304,8 +307,8 @@ def classify_exception(exc: BaseException, base_url: str, *, connect_timeout_s: 
         return Failure(Outcome.NEVER_SENT, f"connection refused: nothing is listening on {where}; is the server "
                        "(or the simulator) running, and are the host and port right?", error=HubSpotConnectionError)
     if (new := found(urllib3.exceptions.NewConnectionError)) is not None:
-        os_error = next((c for c in _causes(new) if isinstance(c, OSError) and c.errno), None)
-        code = errno.errorcode.get(os_error.errno, str(os_error.errno)) if os_error else "no route"
+        number = next((c.errno for c in _causes(new) if isinstance(c, OSError) and c.errno), None)
+        code = errno.errorcode.get(number, str(number)) if number is not None else "no route"
         return Failure(Outcome.NEVER_SENT, f"cannot open a connection to {where} ({code}): is the host right "
                        "and reachable from here?", error=HubSpotConnectionError)
     if found(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) is not None:
@@ -357,8 +360,8 @@ def _speaks_tls(host: str, port: int, *, timeout_s: float) -> bool:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as raw:
-            with context.wrap_socket(raw, server_hostname=host):
-                return True
+        with (socket.create_connection((host, port), timeout=timeout_s) as raw,
+              context.wrap_socket(raw, server_hostname=host)):
+            return True
     except (OSError, ValueError):
         return False

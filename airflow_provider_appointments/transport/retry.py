@@ -44,6 +44,7 @@ class Failure:
 
 
 class Action(enum.Enum):
+    """What to do after a failure."""
     RETRY = "retry"
     REFRESH = "refresh"
     RAISE = "raise"
@@ -74,6 +75,7 @@ class Attempts:
     refreshed: bool = False
 
     def record(self, failure: Failure) -> None:
+        """Count a failed attempt."""
         self.unsent += failure.outcome is Outcome.NEVER_SENT
 
 
@@ -171,12 +173,15 @@ class RetryPolicy:
                 return None if retry_after > self.max_retry_after_s else retry_after
             if policy == "SECONDLY" or "secondly limit" in str((body or {}).get("message", "")):
                 return self.search_limit_wait_s * attempt
-            window = float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", self.rate_limit_window_s * 1000)) / 1000
+            window_ms = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", self.rate_limit_window_s * 1000)
+            window = float(window_ms) / 1000
             return min(window, max(1.0, self.backoff(attempt, rng) * 2))
         if not idempotent:
             return None
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        return retry_after if retry_after is not None and retry_after <= self.max_retry_after_s else self.backoff(attempt, rng)
+        if retry_after is not None and retry_after <= self.max_retry_after_s:
+            return retry_after
+        return self.backoff(attempt, rng)
 
     def delay_after_failure(self, attempt: int, *, safe: bool, rng: random.Random | None = None) -> float | None:
         """Seconds to wait after a connection error, timeout or unreadable answer; None when not retried.

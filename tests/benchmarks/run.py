@@ -28,8 +28,9 @@ def _rss_mb() -> float:
 
 
 def _inputs(prefix: str, count: int) -> list[dict]:
-    return [{"id": f"{prefix}-{i:07d}", "properties": {"hs_appointment_name": f"Bench {i}", "hs_duration": str(30 + i % 60),
-                                                       "hs_appointment_status": "SCHEDULED"}} for i in range(count)]
+    return [{"id": f"{prefix}-{i:07d}",
+             "properties": {"hs_appointment_name": f"Bench {i}", "hs_duration": str(30 + i % 60),
+                            "hs_appointment_status": "SCHEDULED"}} for i in range(count)]
 
 
 def ours(url: str, token: str, prefix: str, count: int, concurrency: int) -> dict:
@@ -57,11 +58,13 @@ def sdk(url: str, token: str, prefix: str, count: int, concurrency: int) -> dict
     inputs = _inputs(prefix, count)
     for start in range(0, count, 100):
         batch = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-            SimplePublicObjectBatchInputUpsert(id=item["id"], id_property="external_appointment_id", properties=item["properties"])
+            SimplePublicObjectBatchInputUpsert(id=item["id"], id_property="external_appointment_id",
+                                               properties=item["properties"])
             for item in inputs[start:start + 100]])
         while True:
             try:
-                client.crm.objects.batch_api.upsert(object_type="0-421", batch_input_simple_public_object_batch_input_upsert=batch)
+                client.crm.objects.batch_api.upsert(object_type="0-421",
+                                                    batch_input_simple_public_object_batch_input_upsert=batch)
                 done += len(batch.inputs)
                 break
             except Exception as error:  # what SDK users write: catch the 429 ApiException, sleep, try again
@@ -69,7 +72,8 @@ def sdk(url: str, token: str, prefix: str, count: int, concurrency: int) -> dict
                     raise
                 retries += 1
                 time.sleep(10)
-    return {"records": done, "failed": count - done, "seconds": time.perf_counter() - started, "retries": retries, "rss_mb": _rss_mb()}
+    return {"records": done, "failed": count - done, "seconds": time.perf_counter() - started, "retries": retries,
+            "rss_mb": _rss_mb()}
 
 
 def plain(url: str, token: str, prefix: str, count: int, concurrency: int) -> dict:
@@ -82,7 +86,8 @@ def plain(url: str, token: str, prefix: str, count: int, concurrency: int) -> di
     for start in range(0, count, 100):
         body = {"inputs": [{**item, "idProperty": "external_appointment_id"} for item in inputs[start:start + 100]]}
         while True:
-            response = session.post(f"{url}/crm/objects/2026-03/appointments/batch/upsert", json=body, headers=headers, timeout=60)
+            response = session.post(f"{url}/crm/objects/2026-03/appointments/batch/upsert", json=body, headers=headers,
+                                    timeout=60)
             if response.status_code == 429:
                 retries += 1
                 time.sleep(float(response.headers.get("Retry-After", 10)))
@@ -90,7 +95,8 @@ def plain(url: str, token: str, prefix: str, count: int, concurrency: int) -> di
             response.raise_for_status()
             done += len(body["inputs"])
             break
-    return {"records": done, "failed": count - done, "seconds": time.perf_counter() - started, "retries": retries, "rss_mb": _rss_mb()}
+    return {"records": done, "failed": count - done, "seconds": time.perf_counter() - started, "retries": retries,
+            "rss_mb": _rss_mb()}
 
 
 def extract(url: str, token: str, path: str, baseline: bool) -> dict:
@@ -168,15 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_appointments.simulator import SimulatorConfig, SimulatorProcess
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python {platform.python_version()}")
-    print(f"writes: {writes} upserts per contender; simulator latency {args.latency_ms} ms, budget {args.budget} req/10 s "
-          f"(ceiling {args.budget * 10} records/s)\n")
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+          f"Python {platform.python_version()}")
+    print(f"writes: {writes} upserts per contender; simulator latency {args.latency_ms} ms, "
+          f"budget {args.budget} req/10 s (ceiling {args.budget * 10} records/s)\n")
     ceiling = args.budget * 100 / 10
     config = SimulatorConfig(seed_appointments=0, latency_ms=args.latency_ms, requests_per_10s=args.budget,
                              search_requests_per_second=None, daily_limit=None)
     rows = []
     with SimulatorProcess(config) as sim:
-        for name, function in (("this provider (hook)", ours), ("hubspot-api-client SDK", sdk), ("plain requests loop", plain)):
+        contenders = (("this provider (hook)", ours), ("hubspot-api-client SDK", sdk), ("plain requests loop", plain))
+        for name, function in contenders:
             time.sleep(10.5)  # an empty window for each contender
             before = sim.stats()["rate_limited"]
             result = _in_fresh_process(function, sim.url, sim.token, name.split()[0].upper(), writes, 8)
@@ -185,31 +193,35 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(10.5)
         before = sim.stats()["rate_limited"]
         with ProcessPoolExecutor(max_workers=4, mp_context=multiprocessing.get_context("spawn")) as pool:
-            shared = list(pool.map(ours, [sim.url] * 4, [sim.token] * 4, [f"SHARED{i}" for i in range(4)], [writes // 4] * 4, [8] * 4))
+            shared = list(pool.map(ours, [sim.url] * 4, [sim.token] * 4, [f"SHARED{i}" for i in range(4)],
+                                   [writes // 4] * 4, [8] * 4))
         # From the first process's first request to the last one's end (process start-up excluded).
         shared_seconds = max(r["ended"] for r in shared) - min(r["began"] for r in shared)
         shared_429 = sim.stats()["rate_limited"] - before
     sdk_rate = rows[1][1]["records"] / rows[1][1]["seconds"]
-    print(f"{'contender':<24}{'records':>9}{'seconds':>9}{'rec/s':>9}{'% ceiling':>11}{'429s':>6}{'retries':>9}{'peak RSS':>10}{'vs SDK':>8}")
+    print(f"{'contender':<24}{'records':>9}{'seconds':>9}{'rec/s':>9}{'% ceiling':>11}{'429s':>6}{'retries':>9}"
+          f"{'peak RSS':>10}{'vs SDK':>8}")
     for name, r in rows:
         rate = r["records"] / r["seconds"]
         print(f"{name:<24}{r['records']:>9}{r['seconds']:>9.1f}{rate:>9.0f}{rate / ceiling:>10.0%}{r['429s']:>6}"
               f"{r['retries']:>9}{r['rss_mb']:>8.0f}MB{rate / sdk_rate:>7.1f}x")
     total = sum(r["records"] for r in shared)
-    print(f"\n4 processes sharing one account: {total} records in {shared_seconds:.1f}s = {total / shared_seconds:.0f} rec/s "
-          f"({total / shared_seconds / ceiling:.0%} of the ceiling), 429s {shared_429}, retries {sum(r['retries'] for r in shared)}, "
-          f"failed {sum(r['failed'] for r in shared)}")
+    print(f"\n4 processes sharing one account: {total} records in {shared_seconds:.1f}s "
+          f"= {total / shared_seconds:.0f} rec/s ({total / shared_seconds / ceiling:.0%} of the ceiling), "
+          f"429s {shared_429}, retries {sum(r['retries'] for r in shared)}, failed {sum(r['failed'] for r in shared)}")
 
     print("\nextract (list paging → Parquet), simulator in its own process, no latency, no budget:")
     for count in extracts:
-        config = SimulatorConfig(seed_appointments=count, requests_per_10s=None, search_requests_per_second=None, daily_limit=None)
+        config = SimulatorConfig(seed_appointments=count, requests_per_10s=None, search_requests_per_second=None,
+                                 daily_limit=None)
         with SimulatorProcess(config) as sim:
             base = _in_fresh_process(extract, sim.url, sim.token, "", True)
             ours_run = _in_fresh_process(extract, sim.url, sim.token, f"/tmp/bench-extract-{count}.parquet", False)
         extra_us = (ours_run["cpu_s"] - base["cpu_s"]) / count * 1e6
         print(f"  {count:>9} records: {ours_run['records'] / ours_run['seconds']:>7.0f} rec/s "
-              f"(bare requests loop {base['records'] / base['seconds']:.0f} rec/s), peak RSS {ours_run['rss_mb']:.0f} MB, "
-              f"client CPU {ours_run['cpu_s'] / count * 1e6:.1f} µs/record = bare loop {base['cpu_s'] / count * 1e6:.1f} + {extra_us:.1f}")
+              f"(bare requests loop {base['records'] / base['seconds']:.0f} rec/s), "
+              f"peak RSS {ours_run['rss_mb']:.0f} MB, client CPU {ours_run['cpu_s'] / count * 1e6:.1f} µs/record "
+              f"= bare loop {base['cpu_s'] / count * 1e6:.1f} + {extra_us:.1f}")
     result = _in_fresh_process(serialization, serialize_rows)
     print(f"\nserialization: {result['rows']} rows × 8 columns in {result['seconds']:.2f}s "
           f"({result['rows'] / result['seconds']:.0f} rows/s)")

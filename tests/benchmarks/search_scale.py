@@ -12,6 +12,7 @@ import statistics
 import time
 
 from airflow_provider_appointments.simulator import search as searching
+from airflow_provider_appointments.simulator import search_query
 from airflow_provider_appointments.simulator.seed import default_counts
 from airflow_provider_appointments.simulator.store import Store
 
@@ -31,7 +32,8 @@ def keyset(last_id: int, upper: int | None, *extra: dict) -> dict:
     filters = [{"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}, *extra]
     if upper is not None:
         filters.append({"propertyName": "hs_object_id", "operator": "LTE", "value": str(upper)})
-    return {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+    return {"filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
             "limit": 200, "properties": ["hs_appointment_name", "hs_appointment_status"]}
 
 
@@ -61,7 +63,7 @@ def main() -> None:
         "keyset + EQ": keyset(middle_id, None, EQ),
     }
     for name, body in queries.items():
-        request = searching.parse_request(schema, body, 0)
+        request = search_query.parse_request(schema, body, 0)
         started = time.perf_counter()
         total, _ = searching.run(store, schema, request)
         first = (time.perf_counter() - started) * 1000

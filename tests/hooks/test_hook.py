@@ -38,16 +38,19 @@ def test_connection_from_uri_and_json_and_test_connection(hubspot_simulator, mon
     assert uri_hook.get_conn().api_version == "v3" and uri_hook.get_conn().get_appointment("100001")["id"] == "100001"
     json_hook = hook_for(sim, monkeypatch)
     assert json_hook.test_connection() == (True, f"connected to {sim.url} (API 2026-03)")
-    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_BAD", json.dumps({"conn_type": "hubspot", "host": sim.url, "password": "pat-wrong"}))
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_BAD",
+                       json.dumps({"conn_type": "hubspot", "host": sim.url, "password": "pat-wrong"}))
     ok, reason = HubSpotAppointmentsHook("hubspot_bad").test_connection()
     assert not ok and "rejected the credentials" in reason
-    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DOWN", json.dumps({"conn_type": "hubspot", "host": "http://127.0.0.1:9", "password": "x"}))
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DOWN",
+                       json.dumps({"conn_type": "hubspot", "host": "http://127.0.0.1:9", "password": "x"}))
     ok, reason = HubSpotAppointmentsHook("hubspot_down").test_connection()
     assert not ok and "cannot reach" in reason
 
 
 def test_https_is_required_except_for_loopback(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({"conn_type": "hubspot", "host": "http://api.hubapi.com", "password": "x"}))
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT",
+                       json.dumps({"conn_type": "hubspot", "host": "http://api.hubapi.com", "password": "x"}))
     with pytest.raises(ValueError, match="HTTPS"):
         HubSpotAppointmentsHook().get_conn()
 
@@ -63,7 +66,8 @@ def test_list_walks_every_page_and_search_windows_past_the_cap(hubspot_simulator
     for record_id in range(100_001 + 9_850, 100_001 + 10_150):
         record = sim.store.materialize(sim.store.get("appointments", record_id))
         record.updated_ms = tie
-    found = [record["id"] for page in hook.iter_modified(0, None, properties=["hs_appointment_name"]) for record in page]
+    pages = hook.iter_modified(0, None, properties=["hs_appointment_name"])
+    found = [record["id"] for page in pages for record in page]
     assert len(found) == len(set(found)) == 10_450
     requests_used = sim.stats()["by_route"]["POST /crm/objects/{version}/{object_type}/search"]
     assert requests_used >= 53  # more than one query: the cap was hit and the window moved
@@ -83,14 +87,16 @@ def test_long_property_selections_are_split_and_merged(hubspot_simulator, monkey
 def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeypatch):
     sim = hubspot_simulator
     hook = client_for(sim, monkeypatch)
-    creates = [{"properties": {"hs_appointment_name": f"n{i}", "hs_duration": "x" if i in (5, 150) else "10"}} for i in range(205)]
+    creates = [{"properties": {"hs_appointment_name": f"n{i}", "hs_duration": "x" if i in (5, 150) else "10"}}
+               for i in range(205)]
     created = hook.batch_create(creates)
     assert (created.succeeded, created.failed, created.batches) == (203, 2, 3)
     assert [o.index for o in created.failures()] == [5, 150] and created.failures()[0].category == "VALIDATION_ERROR"
     assert all(o.hubspot_id for o in created.outcomes if o.succeeded)
 
     read = hook.batch_read(["100001", "1", "100002"], properties=["hs_duration"])
-    assert [o.succeeded for o in read.outcomes] == [True, False, True] and read.outcomes[1].category == "OBJECT_NOT_FOUND"
+    assert [o.succeeded for o in read.outcomes] == [True, False, True]
+    assert read.outcomes[1].category == "OBJECT_NOT_FOUND"
 
     updated = hook.batch_update([{"id": "100001", "properties": {"hs_duration": "11"}}, {"id": "3", "properties": {}},
                                  {"id": "100002", "properties": {"hs_appointment_status": "NOPE"}}])
@@ -104,7 +110,8 @@ def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeyp
     assert [(o.succeeded, o.new) for o in upserted.outcomes] == [(True, False), (True, True), (False, None)]
     whole = hook.batch_upsert([{"id": "D", "properties": {"hs_appointment_name": "x"}}, {"id": "D", "properties": {}}],
                               id_property="external_appointment_id")
-    assert whole.failed == 2 and {o.message for o in whole.outcomes} == {"Duplicate IDs found in batch input: [D]. IDs must be unique"}
+    assert whole.failed == 2
+    assert {o.message for o in whole.outcomes} == {"Duplicate IDs found in batch input: [D]. IDs must be unique"}
 
     archived = hook.batch_archive(["100003", "100004"])
     assert archived.succeeded == 2 and sim.store.get("appointments", 100003).archived
@@ -183,8 +190,8 @@ def test_secrets_never_reach_logs_exceptions_or_reprs(hubspot_simulator_factory,
         assert secret not in redact(f"value={secret}"), "not registered with Airflow's secret masker"
     # ... and none is ever written anywhere in the first place.
     texts = [captured_logs.text, capsys.readouterr().out, str(missing.value), repr(missing.value), str(revoked.value),
-             repr(revoked.value), repr(hook), repr(client), repr(client.transport), repr(client.transport.auth), repr(oauth),
-             repr(oauth.transport.auth)]
+             repr(revoked.value), repr(hook), repr(client), repr(client.transport), repr(client.transport.auth),
+             repr(oauth), repr(oauth.transport.auth)]
     for secret in secrets:
         assert not any(secret in text for text in texts), secret
 

@@ -23,7 +23,8 @@ BIG = 12345678901234567890
 
 
 def column(name, values, **options):
-    result = serialize_frame(pd.DataFrame({name: pd.Series(values, dtype=options.pop("dtype", None))}), SCHEMA, **options)
+    frame = pd.DataFrame({name: pd.Series(values, dtype=options.pop("dtype", None))})
+    result = serialize_frame(frame, SCHEMA, **options)
     return [row.get(name) for row in result.rows], result.errors
 
 
@@ -45,7 +46,8 @@ def test_day_month_text_says_it_is_not_guessed():
 
 def test_iso_8601_forms_and_epoch_ms_are_read():
     values, errors = column("start", ["2026-01-13", "2026-01-13T09:00:00Z", "2026-01-13T11:00:00+02:00",
-                                      "2026-01-13 09:00:00.250", "2026-01-13T09:00", "1768294800000", " 2026-01-13T09:00:00Z "])
+                                      "2026-01-13 09:00:00.250", "2026-01-13T09:00", "1768294800000",
+                                      " 2026-01-13T09:00:00Z "])
     assert errors == {}
     assert values == ["1768262400000", "1768294800000", "1768294800000", "1768294800250", "1768294800000",
                       "1768294800000", "1768294800000"]
@@ -55,8 +57,8 @@ def test_python_and_numpy_moments_in_an_object_column():
     values, errors = column("day", [date(2026, 1, 2), datetime(2026, 1, 3), pd.Timestamp("2026-01-04"),
                                     np.datetime64("2026-01-05"), "2026-01-06", float("nan"), pd.NaT], dtype=object)
     assert errors == {} and values == ["2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05", "2026-01-06", None, None]
-    values, errors = column("start", [datetime(2026, 1, 13, 10, tzinfo=timezone.utc), 1768294800000, True, float("inf"), 10**30],
-                            dtype=object)
+    values, errors = column("start", [datetime(2026, 1, 13, 10, tzinfo=timezone.utc), 1768294800000, True,
+                                      float("inf"), 10**30], dtype=object)
     assert values[:2] == ["1768298400000", "1768294800000"] and values[2:] == [None, None, None]
     assert errors[2].endswith("True is a boolean, not a datetime") and errors[3].endswith("inf is not a datetime")
     assert "out of range for a datetime" in errors[4]
@@ -69,7 +71,8 @@ def test_a_date_format_for_every_date_column_or_per_column():
     frame = pd.DataFrame({"Start": ["01/02/2026 09:30", "2026-01-13T09:00:00Z"], "day": ["2026-01-13", "2026-01-14"]})
     result = serialize_frame(frame, SCHEMA, column_mapping={"Start": "start"}, date_format={"Start": "%m/%d/%Y %H:%M"})
     assert result.rows[0] == {"start": "1767346200000", "day": "2026-01-13"}  # January 2
-    assert result.errors == {1: "row 1, column 'Start': '2026-01-13T09:00:00Z' does not match date_format '%m/%d/%Y %H:%M'"}
+    assert result.errors == {
+        1: "row 1, column 'Start': '2026-01-13T09:00:00Z' does not match date_format '%m/%d/%Y %H:%M'"}
 
 
 def test_a_date_format_still_takes_moments_and_epoch_numbers():
@@ -103,8 +106,15 @@ def test_big_integers_keep_every_digit(values, dtype):
     assert errors == {} and result[0] == str(values[0]) and result[2] == "5"
 
 
+@pytest.mark.parametrize("dtype", ["Float32", "Float64", "Int64", "UInt64"])
+def test_nullable_number_columns(dtype):
+    values, errors = column("price", [1, None, 2], dtype=dtype)
+    assert errors == {} and values == ["1", None, "2"]
+
+
 def test_decimal_text_keeps_its_value():
-    values, errors = column("price", ["0.1", "1e3", "-2.50", " 007 ", "+5", "-0.0", "1.5E-3", "123456789012345678901234567890.5"])
+    values, errors = column("price", ["0.1", "1e3", "-2.50", " 007 ", "+5", "-0.0", "1.5E-3",
+                                      "123456789012345678901234567890.5"])
     assert errors == {}
     assert values == ["0.1", "1000", "-2.5", "7", "5", "0", "0.0015", "123456789012345678901234567890.5"]
 
@@ -136,7 +146,8 @@ def test_not_numbers_are_refused_per_row(values, dtype, shown, problem):
 def test_missing_numbers_in_any_form_are_missing(missing):
     values, errors = column("price", [missing, 1], dtype=object)
     assert errors == {} and values == [None, "1"]
-    cleared = serialize_frame(pd.DataFrame({"price": pd.Series([missing, 1], dtype=object)}), SCHEMA, clear_missing=True)
+    cleared = serialize_frame(pd.DataFrame({"price": pd.Series([missing, 1], dtype=object)}), SCHEMA,
+                              clear_missing=True)
     assert cleared.rows[0] == {"price": ""}
 
 
@@ -152,27 +163,32 @@ def test_nan_is_missing_and_inf_refused_in_every_type():
         values, errors = column(name, [float("nan"), np.float64("nan"), None, float("inf")], dtype=object)
         assert values == [None] * 4 and list(errors) == [3], name
     assert column("name", [float("nan"), "a"])[0] == [None, "a"]
-    assert column("name", [float("inf")], dtype=object)[1][0].endswith("inf is not a finite value; text properties take text")
+    problem = column("name", [float("inf")], dtype=object)[1][0]
+    assert problem.endswith("inf is not a finite value; text properties take text")
 
 
 def test_multi_select_lists_and_arrays():
-    values, errors = column("services", [["LAB", None, float("nan")], np.array(["LAB", "IMAGING"]), float("nan")], dtype=object)
+    values, errors = column("services", [["LAB", None, float("nan")], np.array(["LAB", "IMAGING"]), float("nan")],
+                            dtype=object)
     assert errors == {} and values == ["LAB", "LAB;IMAGING", None]
 
 
 def test_inline_records_keep_big_ints_and_nan_as_missing():
-    records = [{"name": "a", "price": BIG, "minutes": 1}, {"name": float("nan"), "price": None, "minutes": float("nan")},
+    records = [{"name": "a", "price": BIG, "minutes": 1},
+               {"name": float("nan"), "price": None, "minutes": float("nan")},
                {"name": "c", "price": 5, "minutes": 3}]
     (_, frame), = iter_record_frames(records)
     assert str(frame["minutes"].dtype) == "Int64"
     result = serialize_frame(frame, SCHEMA)
     assert result.errors == {}
-    assert result.rows == [{"name": "a", "price": str(BIG), "minutes": "1"}, {}, {"name": "c", "price": "5", "minutes": "3"}]
+    assert result.rows == [{"name": "a", "price": str(BIG), "minutes": "1"}, {},
+                           {"name": "c", "price": "5", "minutes": "3"}]
 
 
 def test_mixed_good_and_bad_values_never_crash_a_column():
     values, errors = column("start", ["2026-01-13T09:00:00Z", "13/01/2026", 1768294800000, True, None, float("nan"),
-                                      pd.Timestamp("2026-01-13 09:00", tz="Europe/Paris"), "2026-13-45", [1]], dtype=object)
+                                      pd.Timestamp("2026-01-13 09:00", tz="Europe/Paris"), "2026-13-45", [1]],
+                            dtype=object)
     assert values[0] == values[2] == "1768294800000" and values[6] == "1768291200000"
     assert sorted(errors) == [1, 3, 7, 8] and "is not a valid datetime" in errors[7]
 
@@ -200,7 +216,8 @@ def test_extract_ids_are_exact_text_even_with_gaps(tmp_path, fmt, caplog):
     frame = read_extract(path)
     for name in ("id", "hs_object_id", "patient_id"):
         assert frame[name].dtype != "float64", name
-    assert frame["id"].tolist()[0] == str(BIG) and pd.isna(frame["id"].iloc[1]) and frame["id"].tolist()[2:] == ["7", "8"]
+    assert frame["id"].tolist()[0] == str(BIG) and pd.isna(frame["id"].iloc[1])
+    assert frame["id"].tolist()[2:] == ["7", "8"]
     assert frame["hs_object_id"].tolist()[0] == str(BIG) and frame["patient_id"].iloc[0] == str(BIG)
     assert frame["price"].tolist()[0] == 2.5
     assert "price has values such as 12345678901234567890 with more digits than a float64" in caplog.text
@@ -208,5 +225,6 @@ def test_extract_ids_are_exact_text_even_with_gaps(tmp_path, fmt, caplog):
         types = {field.name: str(field.type) for field in pq.ParquetFile(path).schema_arrow}
         assert types["id"] == types["hs_object_id"] == types["patient_id"] == "string" and types["price"] == "double"
     if fmt == "jsonl":
-        first = json.loads(open(path).readline())
+        with open(path) as handle:
+            first = json.loads(handle.readline())
         assert first["id"] == str(BIG) and first["hs_object_id"] == str(BIG)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.records.formats import FORMATS, format_of
 from airflow_provider_appointments.records.properties import PropertySchema
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import FailureRow, write_failure_report, write_id_map
@@ -20,7 +21,8 @@ from airflow_provider_appointments.records.writers import ExtractWriter, read_ex
 
 def prop(name, type_, field_type="text", options=(), unique=False, read_only=False):
     return {"name": name, "label": name, "type": type_, "fieldType": field_type, "hasUniqueValue": unique,
-            "options": [{"label": o, "value": o} for o in options], "modificationMetadata": {"readOnlyValue": read_only}}
+            "options": [{"label": o, "value": o} for o in options],
+            "modificationMetadata": {"readOnlyValue": read_only}}
 
 
 SCHEMA = PropertySchema.from_api([
@@ -87,17 +89,19 @@ def test_bad_values_name_row_column_and_problem_and_lose_nothing_else(column, va
 
 
 def test_columns_must_map_to_writable_properties():
-    with pytest.raises(HubSpotInputError, match=r"column 'stauts' matches no appointment property; did you mean status"):
+    with pytest.raises(HubSpotInputError,
+                       match=r"column 'stauts' matches no appointment property; did you mean status"):
         serialize(stauts=["SCHEDULED"])
     with pytest.raises(HubSpotInputError, match="does not let anyone write"):
         serialize(hs_object_id=["1"])
-    mapped = serialize_frame(pd.DataFrame({"Duration": [30], "id": ["9"]}), SCHEMA, column_mapping={"Duration": "minutes"},
-                             ignore_columns=["id"])
+    mapped = serialize_frame(pd.DataFrame({"Duration": [30], "id": ["9"]}), SCHEMA,
+                             column_mapping={"Duration": "minutes"}, ignore_columns=["id"])
     assert mapped.rows == [{"minutes": "30"}]
 
 
 def test_serialization_of_many_rows_is_vectorised():
-    frame = pd.DataFrame({"name": ["n"] * 20_000, "minutes": np.arange(20_000), "start": pd.Timestamp("2026-01-01", tz="UTC")})
+    frame = pd.DataFrame({"name": ["n"] * 20_000, "minutes": np.arange(20_000),
+                          "start": pd.Timestamp("2026-01-01", tz="UTC")})
     result = serialize_frame(frame, SCHEMA)
     assert len(result.rows) == 20_000 and result.rows[-1]["minutes"] == "19999"
 
@@ -107,12 +111,31 @@ def test_readers_chunk_every_format_with_row_numbers(tmp_path):
     frame.to_parquet(tmp_path / "a.parquet")
     frame.to_csv(tmp_path / "a.csv", index=False)
     frame.to_json(tmp_path / "a.jsonl", orient="records", lines=True)
-    for source in (frame, frame.to_dict("records"), str(tmp_path / "a.parquet"), str(tmp_path / "a.csv"), str(tmp_path / "a.jsonl")):
+    files = [str(tmp_path / name) for name in ("a.parquet", "a.csv", "a.jsonl")]
+    for source in (frame, frame.to_dict("records"), *files):
         chunks = list(iter_record_frames(source, chunk_rows=10))
         assert [start for start, _ in chunks] == [0, 10, 20] and sum(len(c) for _, c in chunks) == 25
     first_csv = next(iter_record_frames(str(tmp_path / "a.csv")))[1]
     assert first_csv["key"].iloc[0] == "000"  # leading zeros kept
-    assert list(iter_record_frames({"path": str(tmp_path / "a.csv"), "records": 25}, chunk_rows=100))[0][1].shape == (25, 2)
+    summary = {"path": str(tmp_path / "a.csv"), "records": 25}  # an extract summary from XCom
+    assert list(iter_record_frames(summary, chunk_rows=100))[0][1].shape == (25, 2)
+
+
+def test_one_table_of_file_formats():
+    assert FORMATS == ("parquet", "csv", "jsonl")
+    assert [format_of(p) for p in ("a.parquet", "a.PQ", "s3://b/a.csv?v=1", "a.jsonl", "a.ndjson", "a.json")] == [
+        "parquet", "parquet", "csv", "jsonl", "jsonl", "jsonl"]
+    assert format_of("out", default="parquet") == "parquet"
+    with pytest.raises(HubSpotInputError, match="unknown file type .xlsx"):
+        format_of("a.xlsx")
+
+
+def test_readers_take_an_object_storage_path(tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    pd.DataFrame({"key": ["a", "b"]}).to_csv(tmp_path / "a.csv", index=False)
+    chunks = list(iter_record_frames(ObjectStoragePath(f"file://{tmp_path / 'a.csv'}")))
+    assert chunks[0][1]["key"].tolist() == ["a", "b"]
 
 
 def test_readers_refuse_missing_wrong_and_mislabelled_files(tmp_path):
@@ -142,13 +165,15 @@ def record(i, **props):
             "archived": False, "properties": {"name": f"n{i}", "minutes": str(i), "start": "2026-06-01T09:00:00.000Z",
                                               "day": "2026-06-01", "first": "true", **props},
             "associations": {"contacts": {"results": [{"id": "7", "type": "appointment_to_contact"}]}},
-            "propertiesWithHistory": {"name": [{"value": f"n{i}", "timestamp": "2026-06-01T09:00:00.000Z", "sourceType": "API"}]}}
+            "propertiesWithHistory": {
+                "name": [{"value": f"n{i}", "timestamp": "2026-06-01T09:00:00.000Z", "sourceType": "API"}]}}
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 def test_extract_writer_streams_typed_columns(tmp_path, fmt):
     path = str(tmp_path / f"out.{fmt}")
-    writer = ExtractWriter(path, fmt, SCHEMA, ["name", "minutes", "start", "day", "first"], ["contacts"], ["name"], buffer_records=10)
+    writer = ExtractWriter(path, fmt, SCHEMA, ["name", "minutes", "start", "day", "first"], ["contacts"], ["name"],
+                           buffer_records=10)
     for page in range(5):
         writer.write_page([record(page * 10 + i) for i in range(10)])
     summary = writer.close()
@@ -172,10 +197,12 @@ def test_empty_extract_keeps_its_columns(tmp_path):
 
 def test_reports_have_a_fixed_schema(tmp_path):
     write_failure_report(str(tmp_path / "f.parquet"), [])
-    assert pq.read_table(tmp_path / "f.parquet").schema.names == ["input_row", "input_key", "status", "category", "message",
-                                                                    "context", "correlation_id"]
-    write_failure_report(str(tmp_path / "f.csv"), [FailureRow(3, "K", 400, "VALIDATION_ERROR", "bad", {"ids": ["1"]}, "c-1")])
+    assert pq.read_table(tmp_path / "f.parquet").schema.names == ["input_row", "input_key", "status", "category",
+                                                                    "message", "context", "correlation_id"]
+    write_failure_report(str(tmp_path / "f.csv"),
+                         [FailureRow(3, "K", 400, "VALIDATION_ERROR", "bad", {"ids": ["1"]}, "c-1")])
     row = pd.read_csv(tmp_path / "f.csv").iloc[0]
     assert row["input_row"] == 3 and json.loads(row["context"]) == {"ids": ["1"]}
     write_id_map(str(tmp_path / "m.parquet"), [(0, "K", "101", True)])
-    assert pd.read_parquet(tmp_path / "m.parquet").to_dict("records") == [{"input_row": 0, "input_key": "K", "hubspot_id": "101", "new": True}]
+    assert pd.read_parquet(tmp_path / "m.parquet").to_dict("records") == [
+        {"input_row": 0, "input_key": "K", "hubspot_id": "101", "new": True}]

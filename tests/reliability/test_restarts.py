@@ -182,7 +182,8 @@ def test_another_dag_run_gets_its_own_records(sim):
     ("fail", {"succeeded": 1, "failed": 1, "created": 1}),
 ])
 def test_a_create_whose_key_exists_resolves_per_on_existing(sim, tmp_path, on_existing, expected):
-    HubSpotAppointmentsUpsertOperator(task_id="seed", records=[{"external_appointment_id": "E-1", "hs_appointment_name": "old"}],
+    HubSpotAppointmentsUpsertOperator(task_id="seed",
+                                      records=[{"external_appointment_id": "E-1", "hs_appointment_name": "old"}],
                                       id_property="external_appointment_id").execute({"ti": TI()})
     existing = next(r.id for r in sim.store.appointments() if r.properties.get("external_appointment_id") == "E-1")
     rows = [{"external_appointment_id": "E-1", "hs_appointment_name": "new"},
@@ -220,7 +221,8 @@ def test_creating_the_idempotency_property_without_the_scope_names_the_scope(hub
     from airflow_provider_appointments.simulator.server import connection_json
 
     token = "pat-no-schema-write"
-    sim = hubspot_simulator_factory(token_scopes={token: ["crm.objects.appointments.read", "crm.objects.appointments.write",
+    sim = hubspot_simulator_factory(token_scopes={token: ["crm.objects.appointments.read",
+                                                          "crm.objects.appointments.write",
                                                           "crm.schemas.appointments.read"]})
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sim.url, token))
     operator = HubSpotAppointmentsBatchCreateOperator(task_id="write", records=[{"hs_appointment_name": "S-1"}],

@@ -73,7 +73,8 @@ def check(body: Any, schema: str, item: str | None = None) -> Any:
             check(detail, "ErrorDetail")
         assert all(isinstance(v, list) for v in body.get("context", {}).values())
     elif schema == "LabelsBetweenObjectPair":
-        assert all(isinstance(body[k], str) for k in ("fromObjectTypeId", "fromObjectId", "toObjectTypeId", "toObjectId"))
+        ends = ("fromObjectTypeId", "fromObjectId", "toObjectTypeId", "toObjectId")
+        assert all(isinstance(body[k], str) for k in ends)
         assert all(isinstance(label, str) for label in body["labels"])
     elif schema == "PublicDefaultAssociation":
         assert isinstance(body["from"]["id"], str) and isinstance(body["to"]["id"], str)

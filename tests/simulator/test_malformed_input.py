@@ -90,7 +90,8 @@ def test_malformed_batch_changes_nothing(sim):  # noqa: F811
     """The whole batch is checked before any input is applied, as HubSpot deserializes it first."""
     linked = {"inputs": [{"from": {"id": APPOINTMENT}, "to": {"id": CONTACT}}]}
     assert call(sim, "POST", f"{ASSOCIATIONS}/batch/associate/default", json=linked).status_code == 200
-    archive = {"inputs": [{"from": {"id": APPOINTMENT}, "to": [{"id": CONTACT}]}, {"from": {"id": APPOINTMENT}, "to": [7]}]}
+    archive = {"inputs": [{"from": {"id": APPOINTMENT}, "to": [{"id": CONTACT}]},
+                          {"from": {"id": APPOINTMENT}, "to": [7]}]}
     assert_error(call(sim, "POST", f"{ASSOCIATIONS}/batch/archive", json=archive), 400, "VALIDATION_ERROR")
     still = call(sim, "GET", f"{OBJECTS}/{APPOINTMENT}/associations/contacts").json()["results"]
     assert [item["toObjectId"] for item in still] == [CONTACT]

@@ -23,14 +23,18 @@ def test_a_created_property_is_listed_read_and_enforced_as_unique(sim):
     assert created.status_code == 201, created.text
     assert created.json()["hasUniqueValue"] is True and created.json()["hubspotDefined"] is False
     assert call(sim, "GET", f"{PATH}/airflow_idempotency_key").json()["name"] == "airflow_idempotency_key"
-    assert "airflow_idempotency_key" in {p["name"] for p in call(sim, "GET", "/crm/v3/properties/appointments").json()["results"]}
+    listed = call(sim, "GET", "/crm/v3/properties/appointments").json()["results"]
+    assert "airflow_idempotency_key" in {p["name"] for p in listed}
     objects = "/crm/objects/2026-03/appointments"
-    first = call(sim, "POST", objects, json={"properties": {"hs_appointment_name": "a", "airflow_idempotency_key": "K-1"}})
+    first = call(sim, "POST", objects,
+                 json={"properties": {"hs_appointment_name": "a", "airflow_idempotency_key": "K-1"}})
     assert first.status_code == 201
-    again = call(sim, "POST", objects, json={"properties": {"hs_appointment_name": "b", "airflow_idempotency_key": "K-1"}})
+    again = call(sim, "POST", objects,
+                 json={"properties": {"hs_appointment_name": "b", "airflow_idempotency_key": "K-1"}})
     assert_error(again, 409, "CONFLICT")
     assert first.json()["id"] in again.json()["message"]
-    read = call(sim, "POST", f"{objects}/batch/read", json={"inputs": [{"id": "K-1"}], "idProperty": "airflow_idempotency_key"})
+    read = call(sim, "POST", f"{objects}/batch/read",
+                json={"inputs": [{"id": "K-1"}], "idProperty": "airflow_idempotency_key"})
     assert read.json()["results"][0]["id"] == first.json()["id"]
 
 

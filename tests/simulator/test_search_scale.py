@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider_appointments.simulator import Simulator, SimulatorConfig
+from airflow_provider_appointments.simulator import Simulator, SimulatorConfig, search_query
 from airflow_provider_appointments.simulator import search as searching
 from airflow_provider_appointments.simulator.__main__ import config_from, parse_args
 from airflow_provider_appointments.simulator.errors import HubSpotHTTPError
@@ -26,13 +26,13 @@ SEARCH = "/crm/objects/2026-03/appointments/search"
 def reference(store: Store, body: dict) -> tuple[int, list[int]]:
     """What a search must answer, computed the slow way: every active record, one by one."""
     schema = store.schema(KIND)
-    request = searching.parse_request(schema, body, 0)
-    matches = [r for r in store.iter_records(KIND, archived=False) if searching._record_matches(r, request)]
+    request = search_query.parse_request(schema, body, 0)
+    matches = [r for r in store.iter_records(KIND, archived=False) if search_query.record_matches(r, request)]
     if request.sort is None:
         matches.sort(key=lambda r: r.id)
     else:
         definition, descending = request.sort
-        convert = searching._converter(definition)
+        convert = search_query.value_converter(definition)
 
         def key(record):
             value = record.value(definition.name)
@@ -61,7 +61,7 @@ class _Reversed:
 
 def indexed(store: Store, body: dict) -> tuple[int, list[int]]:
     schema = store.schema(KIND)
-    total, records = searching.run(store, schema, searching.parse_request(schema, body, 0))
+    total, records = searching.run(store, schema, search_query.parse_request(schema, body, 0))
     return total, [r.id for r in records]
 
 
@@ -76,8 +76,8 @@ def keyset(last_id, upper=None, *extra, limit=200):
     filters = [{"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}, *extra]
     if upper is not None:
         filters.append({"propertyName": "hs_object_id", "operator": "LTE", "value": str(upper)})
-    return {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-            "limit": limit}
+    return {"filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}], "limit": limit}
 
 
 STATUS_EQ = {"propertyName": "hs_appointment_status", "operator": "EQ", "value": "COMPLETED"}
@@ -184,7 +184,7 @@ BAD_BODIES = [
 def test_malformed_search_bodies_answer_hubspots_400(body):
     schema = Store(1, default_counts(10), ORIGIN).schema(KIND)
     with pytest.raises(HubSpotHTTPError) as raised:
-        searching.parse_request(schema, body, 10)
+        search_query.parse_request(schema, body, 10)
     assert raised.value.status == 400 and raised.value.category == "VALIDATION_ERROR"
 
 
@@ -234,7 +234,8 @@ def test_search_sees_writes_only_after_the_lag(hubspot_simulator_factory):
     read = requests.get(f"{base}/100005", params={"properties": "hs_appointment_name"}, headers=headers, timeout=30)
     assert read.json()["properties"]["hs_appointment_name"] == "Lagging update"
     assert requests.get(f"{base}/{created['id']}", headers=headers, timeout=30).status_code == 200
-    batch = requests.post(f"{base}/batch/read", json={"inputs": [{"id": "100005"}], "properties": ["hs_appointment_name"]},
+    batch = requests.post(f"{base}/batch/read",
+                          json={"inputs": [{"id": "100005"}], "properties": ["hs_appointment_name"]},
                           headers=headers, timeout=30).json()
     assert batch["results"][0]["properties"]["hs_appointment_name"] == "Lagging update"
     # ... search does not yet: the old state, old modified date included; no new record; the archived one still there.
@@ -277,7 +278,7 @@ def test_each_write_becomes_searchable_lag_after_it_was_applied():
     assert store.get(KIND, 100_003).value("hs_appointment_name") == "two"
     lag["ms"] = 0  # no lag: writes are searchable at once
     store.update(store.get(KIND, 100_003), {"hs_appointment_name": "three"}, first + 2, "t")
-    request = searching.parse_request(schema, {"filters": [{"propertyName": "hs_appointment_name", "operator": "EQ",
+    request = search_query.parse_request(schema, {"filters": [{"propertyName": "hs_appointment_name", "operator": "EQ",
                                                             "value": "three"}]}, 0)
     assert searching.run(store, schema, request)[0] == 1
 
@@ -296,7 +297,7 @@ def test_search_lag_is_configured_by_config_cli_and_at_runtime():
 # -- scale ---------------------------------------------------------------------------------------
 def _median_ms(store, body, repeats=7):
     schema = store.schema(KIND)
-    request = searching.parse_request(schema, body, 0)
+    request = search_query.parse_request(schema, body, 0)
     searching.run(store, schema, request)  # builds the index once
     times = []
     for _ in range(repeats):

@@ -46,7 +46,8 @@ def test_list_pages_through_every_record_once(sim, prefix):
         pages += 1
         for record in body["results"]:
             assert set(record) >= OBJECT_KEYS
-            assert {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "hs_appointment_name"} <= set(record["properties"])
+            defaults = {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "hs_appointment_name"}
+            assert defaults <= set(record["properties"])
         seen += [record["id"] for record in body["results"]]
         if "paging" not in body:
             break
@@ -90,7 +91,8 @@ def test_create_read_update_archive_restore_and_gdpr_delete(sim):
     again = call(sim, "POST", "/crm/objects/2026-03/appointments",
                  json={"properties": {"hs_appointment_name": "Back", "external_appointment_id": "X-1"}})
     assert again.status_code == 201 and again.json()["id"] == record["id"] and again.json()["archived"] is False
-    assert call(sim, "POST", "/crm/objects/2026-03/appointments/gdpr-delete", json={"objectId": record["id"]}).status_code == 204
+    gdpr = call(sim, "POST", "/crm/objects/2026-03/appointments/gdpr-delete", json={"objectId": record["id"]})
+    assert gdpr.status_code == 204
     assert_error(call(sim, "GET", path, params={"archived": "true"}), 404, "OBJECT_NOT_FOUND")
 
 
@@ -120,13 +122,16 @@ def test_malformed_json_conflict_and_oversize_batch(sim):
                     json={"properties": {"hs_appointment_name": "dup", "external_appointment_id": "EXT-000001"}})
     assert_error(conflict, 409, "CONFLICT")
     oversize = {"inputs": [{"properties": {"hs_appointment_name": str(i)}} for i in range(101)]}
-    assert_error(call(sim, "POST", "/crm/objects/2026-03/appointments/batch/create", json=oversize), 400, "VALIDATION_ERROR")
+    assert_error(call(sim, "POST", "/crm/objects/2026-03/appointments/batch/create", json=oversize), 400,
+                 "VALIDATION_ERROR")
 
 
 def test_batch_create_multi_status_only_with_trace_ids(sim):
-    inputs = [{"properties": {"hs_appointment_name": "ok"}}, {"properties": {"hs_appointment_name": "bad", "hs_duration": "x"}}]
+    inputs = [{"properties": {"hs_appointment_name": "ok"}},
+              {"properties": {"hs_appointment_name": "bad", "hs_duration": "x"}}]
     before = sim.store.counts()["appointments"]["active"]
-    assert_error(call(sim, "POST", "/crm/objects/2026-03/appointments/batch/create", json={"inputs": inputs}), 400, "VALIDATION_ERROR")
+    assert_error(call(sim, "POST", "/crm/objects/2026-03/appointments/batch/create", json={"inputs": inputs}), 400,
+                 "VALIDATION_ERROR")
     assert sim.store.counts()["appointments"]["active"] == before  # nothing created
     traced = [{**item, "objectWriteTraceId": f"t{i}"} for i, item in enumerate(inputs)]
     answer = call(sim, "POST", "/crm/objects/2026-03/appointments/batch/create", json={"inputs": traced})
@@ -161,7 +166,8 @@ def test_batch_read_update_upsert_archive(sim):
         {"id": "a", "idProperty": "hs_appointment_name", "properties": {}}]}), 400, "VALIDATION_ERROR")
     assert_error(call(sim, "POST", "/crm/objects/2026-03/appointments/batch/upsert", json={"inputs": [
         {"id": "D", "idProperty": "external_appointment_id", "properties": {}}] * 2}), 400, "VALIDATION_ERROR")
-    archive = call(sim, "POST", "/crm/objects/2026-03/appointments/batch/archive", json={"inputs": [{"id": "100004"}, {"id": "7"}]})
+    archive = call(sim, "POST", "/crm/objects/2026-03/appointments/batch/archive",
+                   json={"inputs": [{"id": "100004"}, {"id": "7"}]})
     assert archive.status_code == 204 and sim.store.get("appointments", 100004).archived
 
 
@@ -169,24 +175,32 @@ def test_search_filters_sorts_total_and_cap(sim):
     def search(body):
         return call(sim, "POST", "/crm/objects/2026-03/appointments/search", json=body)
 
-    status = search({"filterGroups": [{"filters": [{"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}]}],
+    def one_filter(**spec):
+        return {"filterGroups": [{"filters": [spec]}]}
+
+    status = search({**one_filter(propertyName="hs_appointment_status", operator="EQ", value="CANCELED"),
                      "limit": 200, "properties": ["hs_appointment_status"]}).json()
     expected = [r for r in sim.store.appointments(False) if r.properties.get("hs_appointment_status") == "CANCELED"]
-    assert status["total"] == len(expected) and {r["properties"]["hs_appointment_status"] for r in status["results"]} == {"CANCELED"}
+    assert status["total"] == len(expected)
+    assert {r["properties"]["hs_appointment_status"] for r in status["results"]} == {"CANCELED"}
     for operator, check in [("GT", lambda d: d > 30), ("GTE", lambda d: d >= 30), ("LT", lambda d: d < 30),
                             ("LTE", lambda d: d <= 30), ("NEQ", lambda d: d != 30)]:
         body = search({"filters": [{"propertyName": "hs_duration", "operator": operator, "value": "30"}], "limit": 200,
                        "properties": ["hs_duration"]}).json()
-        assert body["total"] == sum(1 for r in sim.store.appointments(False) if check(float(r.properties["hs_duration"])))
-    between = search({"filterGroups": [{"filters": [{"propertyName": "hs_duration", "operator": "BETWEEN", "value": "30", "highValue": "45"}]}],
+        assert body["total"] == sum(1 for r in sim.store.appointments(False)
+                                    if check(float(r.properties["hs_duration"])))
+    between = search({**one_filter(propertyName="hs_duration", operator="BETWEEN", value="30", highValue="45"),
                       "limit": 200, "properties": ["hs_duration"]}).json()
     assert {r["properties"]["hs_duration"] for r in between["results"]} <= {"30", "45"}
-    inside = search({"filterGroups": [{"filters": [{"propertyName": "hs_appointment_type", "operator": "IN", "values": ["VIDEO", "PHONE"]}]}],
+    inside = search({**one_filter(propertyName="hs_appointment_type", operator="IN", values=["VIDEO", "PHONE"]),
                      "limit": 1}).json()
-    assert inside["total"] == sum(1 for r in sim.store.appointments(False) if r.properties["hs_appointment_type"] in ("VIDEO", "PHONE"))
+    assert inside["total"] == sum(1 for r in sim.store.appointments(False)
+                                  if r.properties["hs_appointment_type"] in ("VIDEO", "PHONE"))
     with_notes = sum(1 for r in sim.store.appointments(False) if r.properties.get("hs_appointment_notes"))
-    assert search({"filterGroups": [{"filters": [{"propertyName": "hs_appointment_notes", "operator": "HAS_PROPERTY"}]}]}).json()["total"] == with_notes
-    assert search({"filterGroups": [{"filters": [{"propertyName": "hs_appointment_notes", "operator": "NOT_HAS_PROPERTY"}]}]}).json()["total"] == 250 - with_notes
+    has_notes = search(one_filter(propertyName="hs_appointment_notes", operator="HAS_PROPERTY")).json()
+    assert has_notes["total"] == with_notes
+    no_notes = search(one_filter(propertyName="hs_appointment_notes", operator="NOT_HAS_PROPERTY")).json()
+    assert no_notes["total"] == 250 - with_notes
     ordered = search({"sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}], "limit": 50,
                       "properties": ["hs_lastmodifieddate"]}).json()["results"]
     stamps = [r["properties"]["hs_lastmodifieddate"] for r in ordered]
@@ -203,7 +217,8 @@ def test_associations_in_every_form(sim):
     base = "/crm/objects/2026-03/appointments/100006/associations"
     typed = call(sim, "PUT", f"{base}/contacts/{contact}/906")
     assert typed.status_code == 200 and typed.json()["associations"]["contacts"]["results"]
-    labelled = call(sim, "PUT", f"{base}/contacts/{contact}", json=[{"associationCategory": "USER_DEFINED", "associationTypeId": 1001}])
+    labelled = call(sim, "PUT", f"{base}/contacts/{contact}",
+                    json=[{"associationCategory": "USER_DEFINED", "associationTypeId": 1001}])
     assert labelled.status_code == 201 and labelled.json()["labels"] == ["Primary patient"]
     default = call(sim, "PUT", f"/crm/objects/2026-03/appointments/100007/associations/default/contacts/{contact}")
     assert default.status_code == 200 and default.json()["results"][0]["associationSpec"]["associationTypeId"] == 906
@@ -213,20 +228,22 @@ def test_associations_in_every_form(sim):
     assert_error(call(sim, "PUT", f"{base}/contacts/{contact}/12345"), 400, "VALIDATION_ERROR")
     labels = call(sim, "GET", "/crm/associations/2026-03/appointments/contacts/labels").json()["results"]
     assert {"category": "HUBSPOT_DEFINED", "typeId": 906, "label": None} in labels
+    patient = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 906}]
     batch = call(sim, "POST", "/crm/associations/2026-03/appointments/contacts/batch/create", json={"inputs": [
-        {"from": {"id": "100008"}, "to": {"id": contact}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 906}]},
-        {"from": {"id": "100008"}, "to": {"id": "424242"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 906}]}]})
+        {"from": {"id": "100008"}, "to": {"id": contact}, "types": patient},
+        {"from": {"id": "100008"}, "to": {"id": "424242"}, "types": patient}]})
     assert batch.status_code == 207 and batch.json()["errors"][0]["context"]["toObjectId"] == ["424242"]
     read = call(sim, "GET", "/crm/objects/2026-03/appointments/100008", params={"associations": "contacts"}).json()
     assert contact in [item["id"] for item in read["associations"]["contacts"]["results"]]
     created = call(sim, "POST", "/crm/objects/2026-03/appointments", json={"properties": {"hs_appointment_name": "a"},
-                   "associations": [{"to": {"id": int(contact)}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 906}]}]})
+                   "associations": [{"to": {"id": int(contact)}, "types": patient}]})
     assert created.status_code == 201
-    bad_target = call(sim, "POST", "/crm/objects/2026-03/appointments", json={"properties": {"hs_appointment_name": "a"},
-                      "associations": [{"to": {"id": "5"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 906}]}]})
+    bad_target = call(sim, "POST", "/crm/objects/2026-03/appointments", json={
+        "properties": {"hs_appointment_name": "a"}, "associations": [{"to": {"id": "5"}, "types": patient}]})
     assert_error(bad_target, 400, "VALIDATION_ERROR")
     contacts = call(sim, "GET", "/crm/objects/2026-03/contacts", params={"limit": 5}).json()
-    assert len(contacts["results"]) == 5 and call(sim, "GET", f"/crm/objects/2026-03/contacts/{contact}").status_code == 200
+    assert len(contacts["results"]) == 5
+    assert call(sim, "GET", f"/crm/objects/2026-03/contacts/{contact}").status_code == 200
     assert call(sim, "DELETE", f"{base}/contacts/{contact}").status_code == 204
 
 
@@ -240,7 +257,8 @@ def test_properties_endpoint_lists_types_and_a_unique_property(sim):
 
 
 def test_authentication_and_scopes(hubspot_simulator_factory):
-    sim = hubspot_simulator_factory(token_scopes={"pat-readonly": ["crm.objects.appointments.read"]}, oauth_token_ttl_s=1)
+    sim = hubspot_simulator_factory(token_scopes={"pat-readonly": ["crm.objects.appointments.read"]},
+                                    oauth_token_ttl_s=1)
     missing = requests.get(sim.url + "/crm/objects/2026-03/appointments", timeout=10)
     assert_error(missing, 401, "INVALID_AUTHENTICATION")
     assert missing.headers["x-hubspot-auth-failure"] == "401 Unauthorized"
@@ -250,16 +268,19 @@ def test_authentication_and_scopes(hubspot_simulator_factory):
                            json={"properties": {"hs_appointment_name": "a"}})
     body = assert_error(denied, 403, "MISSING_SCOPES")
     assert body["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.appointments.write"]
-    form = {"grant_type": "refresh_token", "client_id": "simulator-client-id", "client_secret": "simulator-client-secret",
-            "refresh_token": "simulator-refresh-token"}
+    form = {"grant_type": "refresh_token", "client_id": "simulator-client-id",
+            "client_secret": "simulator-client-secret", "refresh_token": "simulator-refresh-token"}
     for path in ("/oauth/2026-03/token", "/oauth/v3/token", "/oauth/v1/token"):
         token = requests.post(sim.url + path, data=form, timeout=10).json()
         assert {"access_token", "refresh_token", "expires_in", "token_type", "token_use"} <= set(token)
     headers = {"Authorization": f"Bearer {token['access_token']}"}
-    assert requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10).status_code == 200
-    assert "X-HubSpot-RateLimit-Daily" not in requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10).headers
+    listed = requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10)
+    assert listed.status_code == 200
+    again = requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10)
+    assert "X-HubSpot-RateLimit-Daily" not in again.headers
     time.sleep(1.1)
-    assert_error(requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10), 401, "EXPIRED_AUTHENTICATION")
+    expired = requests.get(sim.url + "/crm/objects/2026-03/appointments", headers=headers, timeout=10)
+    assert_error(expired, 401, "EXPIRED_AUTHENTICATION")
     sim.revoke_refresh_tokens()
     revoked = requests.post(sim.url + "/oauth/2026-03/token", data=form, timeout=10)
     assert revoked.status_code == 400 and revoked.json()["status"] == "BAD_REFRESH_TOKEN"
@@ -305,7 +326,8 @@ def test_faults_are_seen_by_clients(hubspot_simulator_factory):
     assert sim.store.counts()["appointments"]["active"] == before + 1  # applied, answer lost
     sim.configure(faults=FaultConfig(rate=1.0, kinds=("timeout",), timeout_s=1.0))
     with pytest.raises(requests.ReadTimeout):
-        requests.get(sim.url + "/crm/objects/2026-03/appointments", headers={"Authorization": f"Bearer {sim.token}"}, timeout=0.3)
+        requests.get(sim.url + "/crm/objects/2026-03/appointments", headers={"Authorization": f"Bearer {sim.token}"},
+                     timeout=0.3)
     sim.configure(faults=FaultConfig())
     sim.burst_429(2)
     assert [call(sim, "GET", "/crm/objects/2026-03/appointments").status_code for _ in range(3)] == [429, 429, 200]
@@ -325,7 +347,8 @@ def test_cli_and_process_serve_a_page(tmp_path):
                                 "--seed-appointments", "30", "--token", "pat-cli"], stdout=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().split()[-1]
-        page = requests.get(url + "/crm/objects/2026-03/appointments", headers={"Authorization": "Bearer pat-cli"}, timeout=10)
+        page = requests.get(url + "/crm/objects/2026-03/appointments", headers={"Authorization": "Bearer pat-cli"},
+                            timeout=10)
         assert page.status_code == 200 and len(page.json()["results"]) == 10
     finally:
         process.terminate()
@@ -341,7 +364,8 @@ def test_cli_and_process_serve_a_page(tmp_path):
 
 
 def test_seed_is_deterministic_and_a_million_starts_at_once():
-    first, second = Simulator(SimulatorConfig(seed=3, seed_appointments=50)), Simulator(SimulatorConfig(seed=3, seed_appointments=50))
+    first = Simulator(SimulatorConfig(seed=3, seed_appointments=50))
+    second = Simulator(SimulatorConfig(seed=3, seed_appointments=50))
     assert first.store.get("appointments", 100010).properties == second.store.get("appointments", 100010).properties
     started = time.monotonic()
     big = Simulator(SimulatorConfig(seed_appointments=1_000_000))

@@ -294,7 +294,8 @@ def ssl_error(reason: str) -> ssl.SSLError:
      Outcome.MISCONFIGURED, "refused our TLS version"),
     (requests.exceptions.SSLError(urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "eof"))),
      Outcome.MAYBE_APPLIED, "TLS error"),
-    (requests.ConnectionError(urllib3.exceptions.ProtocolError("aborted", http.client.BadStatusLine("\x15\x03\x01\x00"))),
+    (requests.ConnectionError(
+        urllib3.exceptions.ProtocolError("aborted", http.client.BadStatusLine("\x15\x03\x01\x00"))),
      Outcome.MISCONFIGURED, "expects HTTPS"),
     (requests.ConnectionError(urllib3.exceptions.ProtocolError("aborted", http.client.BadStatusLine("SSH-2.0"))),
      Outcome.MAYBE_APPLIED, "dropped before an answer arrived"),
