@@ -21,6 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 DATA = HOME / "data"
+SEARCH_LAG_MS = 3000
 
 
 def _prepare_environment() -> None:
@@ -34,6 +35,9 @@ def _prepare_environment() -> None:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "HUBSPOT_APPOINTMENTS_DATA_DIR": str(DATA),
+            # The simulator's search index lags writes by SEARCH_LAG_MS, as HubSpot's does; the
+            # extract waits this long after a window's end before searching it.
+            "HUBSPOT_APPOINTMENTS_SEARCH_LAG_S": str(SEARCH_LAG_MS / 1000 + 2),
         }
     )
     _airflow("db", "migrate")
@@ -103,7 +107,8 @@ def write_bookings(path: Path, sim: Any) -> Path:
     import requests
 
     response = requests.get(
-        f"{sim.url}/crm/objects/2026-03/contacts", params={"limit": 20}, headers={"Authorization": f"Bearer {sim.token}"}, timeout=30
+        f"{sim.url}/crm/objects/2026-03/contacts", params={"limit": 20},
+        headers={"Authorization": f"Bearer {sim.token}"}, timeout=30,
     )
     response.raise_for_status()
     contact_ids = [contact["id"] for contact in response.json()["results"]]
@@ -158,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appointments", type=int, default=3000, help="appointments seeded in the simulator")
     parser.add_argument("--backfill-rows", type=int, default=5000, help="rows in the legacy export to upsert")
-    parser.add_argument("--home", type=Path, default=REPO / ".airflow-demo", help="AIRFLOW_HOME for the demo (recreated)")
+    parser.add_argument("--home", type=Path, default=REPO / ".airflow-demo",
+                        help="AIRFLOW_HOME for the demo (recreated)")
     args = parser.parse_args(argv)
     HOME, DATA = args.home.resolve(), args.home.resolve() / "data"
 
@@ -166,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_appointments.simulator import SimulatorConfig, SimulatorProcess
 
     failed: list[str] = []
-    config = SimulatorConfig(seed=2026, seed_appointments=args.appointments, latency_ms=15, requests_per_10s=190)
+    config = SimulatorConfig(seed=2026, seed_appointments=args.appointments, latency_ms=15, requests_per_10s=190,
+                             search_lag_ms=SEARCH_LAG_MS)
     with SimulatorProcess(config) as sim:
         os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = sim.airflow_connection_json()
         _airflow("pools", "set", "hubspot_api", "4", "HubSpot API budget")
@@ -191,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         state, xcom = _run("hubspot_appointments_bulk_backfill", run_conf={"input_path": str(legacy), "shards": 4})
         totals = xcom.get("summarize") or {}
         print(f"  {state}: {totals.get('records', '?')} rows → {totals.get('created', '?')} created, "
-              f"{totals.get('updated', '?')} updated, {totals.get('failed', '?')} failed in {totals.get('requests', '?')} requests")
+              f"{totals.get('updated', '?')} updated, {totals.get('failed', '?')} failed "
+              f"in {totals.get('requests', '?')} requests")
         for path in totals.get("failures_paths", [])[:1]:
             print(f"  failure reports next to the input, e.g. {path}")
         if state != "success":
@@ -206,8 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         if state != "success":
             failed.append("lifecycle")
 
-        print("\n== Warehouse load of today's interval: picks up the writes above ==")
-        state, xcom = _run("hubspot_appointments_warehouse_load", logical_date=today + timedelta(days=1))
+        print("\n== Warehouse load of today's interval so far: picks up the writes above ==")
+        until = datetime.now(timezone.utc)
+        print(f"  waits {os.environ['HUBSPOT_APPOINTMENTS_SEARCH_LAG_S']} s for HubSpot's search index to catch up "
+              f"with writes before {until:%H:%M:%S}")
+        state, xcom = _run("hubspot_appointments_warehouse_load", logical_date=today + timedelta(days=1),
+                           run_conf={"until": until.isoformat()})
         merged = xcom.get("merge_into_warehouse") or {}
         print(f"  {state}; modified {merged.get('modified', '?')}, archived {merged.get('archived', '?')}, "
               f"warehouse rows {merged.get('table_rows', '?')}")

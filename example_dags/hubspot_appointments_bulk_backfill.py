@@ -26,7 +26,8 @@ from airflow.sdk import Param, dag, task
 
 from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
 
-DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
 
 
 @dag(
@@ -100,7 +101,8 @@ def hubspot_appointments_bulk_backfill() -> None:
     @task
     def summarize(results: list[dict]) -> dict:
         """One line per shard in the log and the totals in XCom."""
-        totals = {key: sum(result[key] for result in results) for key in ("records", "succeeded", "failed", "created", "updated", "requests")}
+        counted = ("records", "succeeded", "failed", "created", "updated", "requests")
+        totals = {key: sum(result[key] for result in results) for key in counted}
         totals["failures_paths"] = [result["failures_path"] for result in results]
         totals["id_map_paths"] = [result["id_map_path"] for result in results]
         return totals

@@ -27,7 +27,8 @@ from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsBatchCreateOperator,
 )
 
-DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
 RUN_DIR = f"{DATA_DIR}/lifecycle/{{{{ run_id | replace(':', '_') | replace('+', '_') }}}}"
 
 
@@ -65,8 +66,9 @@ def hubspot_appointments_lifecycle() -> None:
     def find_cancelled() -> list[dict]:
         """Ids of every cancelled appointment, found through HubSpot's search."""
         client = HubSpotAppointmentsHook().get_conn()
-        filter_groups = [{"filters": [{"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}]}]
-        return [{"id": record["id"]} for page in client.iter_search(filter_groups, properties=["hs_appointment_status"]) for record in page]
+        canceled = {"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}
+        pages = client.iter_search([{"filters": [canceled]}], properties=["hs_appointment_status"])
+        return [{"id": record["id"]} for page in pages for record in page]
 
     cancelled = find_cancelled()
     archive = HubSpotAppointmentsArchiveOperator(
@@ -89,7 +91,8 @@ def hubspot_appointments_lifecycle() -> None:
             if summary["failed"]:
                 failures = pd.read_parquet(summary["failures_path"])
                 print(failures[["input_row", "input_key", "category", "message"]].to_string(index=False, max_rows=50))
-        return {summary["operation"]: {"succeeded": summary["succeeded"], "failed": summary["failed"]} for summary in (created, associated, archived)}
+        return {summary["operation"]: {"succeeded": summary["succeeded"], "failed": summary["failed"]}
+                for summary in (created, associated, archived)}
 
     create >> associate
     report(create.output, associate.output, archive.output)

@@ -1,8 +1,9 @@
 """Warehouse load: appointments modified in each data interval → Parquet → merged into a table keyed by ``id``.
 
 Each run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
-``hs_lastmodifieddate``, so consecutive runs neither miss nor repeat a record and ``catchup`` loads
-history interval by interval. A second extract picks up appointments archived in the interval, so
+``hs_lastmodifieddate``, searched only once the interval's end is ``search_lag`` old (HubSpot's search
+index lags writes; the wait is deferred to the triggerer), so consecutive runs neither miss nor repeat
+a record and ``catchup`` loads history interval by interval. A second extract picks up appointments archived in the interval, so
 deletions in HubSpot are reflected (``archived = true``). The merge deletes then inserts by ``id`` in
 one transaction: re-running an interval replaces rows, never duplicates them.
 
@@ -31,11 +32,14 @@ import os
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsExtractOperator
 
-DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "hubspot_appointments"))
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
+# HubSpot's search index lags writes; an interval is searched once its end is this old (seconds).
+SEARCH_LAG_S = float(os.environ.get("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", 120))
 WAREHOUSE = os.environ.get("HUBSPOT_APPOINTMENTS_WAREHOUSE", str(DATA_DIR / "warehouse.duckdb"))
 
 # A fixed column list keeps the warehouse schema stable when someone adds a property in HubSpot.
@@ -62,13 +66,17 @@ INTERVAL_DIR = f"{DATA_DIR}/extracts/{{{{ data_interval_start | ts_nodash }}}}"
     catchup=True,
     max_active_runs=1,  # merges into one table: one interval at a time
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    # A manual run of the current interval can load up to a moment instead of the interval's end.
+    params={"until": Param(None, type=["null", "string"], description="load up to this ISO 8601 moment")},
     tags=["hubspot", "appointments", "warehouse"],
 )
 def hubspot_appointments_warehouse_load() -> None:
     modified = HubSpotAppointmentsExtractOperator(
         task_id="extract_modified",
         modified_after="{{ data_interval_start }}",
-        modified_before="{{ data_interval_end }}",
+        modified_before="{{ params.until or data_interval_end }}",
+        search_lag=SEARCH_LAG_S,
+        deferrable=True,  # the wait for the search index holds no worker slot
         properties=PROPERTIES,
         associations=["contacts"],
         output_path=f"{INTERVAL_DIR}/modified.parquet",
@@ -77,7 +85,7 @@ def hubspot_appointments_warehouse_load() -> None:
         task_id="extract_archived",
         archived=True,
         modified_after="{{ data_interval_start }}",
-        modified_before="{{ data_interval_end }}",
+        modified_before="{{ params.until or data_interval_end }}",
         properties=PROPERTIES,
         associations=["contacts"],
         output_path=f"{INTERVAL_DIR}/archived.parquet",

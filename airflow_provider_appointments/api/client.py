@@ -11,6 +11,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_appointments.api.associations import (
+    association_category,
+    association_input,
+    explain_association_error,
+)
 from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner
 from airflow_provider_appointments.api.creates import ON_EXISTING, Creates
 from airflow_provider_appointments.api.paging import (
@@ -18,24 +23,24 @@ from airflow_provider_appointments.api.paging import (
     CursorPaginator,
     OffsetPaginator,
     PageRequest,
+    TimestampFrontier,
     paginate,
 )
 from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult
 from airflow_provider_appointments.api.settings import ClientSettings
-from airflow_provider_appointments.api.timestamps import MODIFIED, modified_ms, to_epoch_ms
+from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError, HubSpotInputError
 from airflow_provider_appointments.transport.http import HubSpotTransport
 
-__all__ = ["ON_EXISTING", "AppointmentsClient", "association_category", "segment", "to_epoch_ms"]
+__all__ = ["ON_EXISTING", "AppointmentsClient", "association_category", "association_input", "segment", "to_epoch_ms"]
 
 OBJECT_TYPE = "appointments"
+OBJECT_ID = "hs_object_id"
 SEARCH_PAGE_MAX = 200
 LIST_PAGE_MAX = 100
 LIST_PAGE_MAX_WITH_HISTORY = 50
 # Keep the query string well under the ~8 kB many proxies (and HubSpot's 414) allow.
 MAX_QUERY_CHARS = 6_000
-# HubSpot numbers its own association types below this; an account's labelled types come after.
-FIRST_USER_DEFINED_TYPE = 1000
 
 
 def segment(value: Any) -> str:
@@ -44,17 +49,6 @@ def segment(value: Any) -> str:
     if text in (".", ".."):
         text = text.replace(".", "%2E")
     return quote(text, safe="")
-
-
-def association_category(type_id: int) -> str:
-    """``HUBSPOT_DEFINED`` or ``USER_DEFINED``, as HubSpot needs it beside an association type id."""
-    return "HUBSPOT_DEFINED" if type_id < FIRST_USER_DEFINED_TYPE else "USER_DEFINED"
-
-
-def association_input(to_object_id: str, type_id: int) -> dict:
-    """One entry of a create input's ``associations``."""
-    return {"to": {"id": str(to_object_id)},
-            "types": [{"associationCategory": association_category(type_id), "associationTypeId": int(type_id)}]}
 
 
 def _by_property(name: str) -> Any:
@@ -300,7 +294,7 @@ class AppointmentsClient:
             paginator = OffsetPaginator(max(1, min(page_size, SEARCH_PAGE_MAX)))
             pages = self.iter_search([{"filters": filters}], [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
                                      selection, page_size, paginator=paginator)
-            last = _Frontier(lower, seen_at_lower)
+            last = TimestampFrontier(lower, seen_at_lower)
             for records in pages:
                 fresh = last.advance(records)
                 if fresh:
@@ -312,6 +306,41 @@ class AppointmentsClient:
                 raise HubSpotError(f"more than {SEARCH_RESULT_CAP} appointments share hs_lastmodifieddate {lower}; "
                                    "narrow the query with more filters")
             lower, seen_at_lower = last.ms, last.ids
+
+    def search_total(self, filter_groups: list[dict]) -> int:
+        """How many appointments a search matches (search's ``total``), for one request."""
+        body = {"filterGroups": filter_groups, "limit": 1, "properties": [OBJECT_ID]}
+        return int(self._search_page(PageRequest(body=body)).get("total", 0))
+
+    def id_bounds(self) -> tuple[int, int, int] | None:
+        """(lowest id, highest id, how many) of the unarchived appointments, or None when there are none."""
+        ends = []
+        for direction in ("ASCENDING", "DESCENDING"):
+            body = {"filterGroups": [], "limit": 1, "properties": [OBJECT_ID],
+                    "sorts": [{"propertyName": OBJECT_ID, "direction": direction}]}
+            ends.append(self._search_page(PageRequest(body=body)))
+        if not ends[0].get("results"):
+            return None
+        return int(ends[0]["results"][0]["id"]), int(ends[1]["results"][0]["id"]), int(ends[1].get("total", 0))
+
+    def iter_id_range(self, low: int, high: int, *, properties: Sequence[str] = (),
+                      page_size: int = SEARCH_PAGE_MAX) -> Iterator[list[dict]]:
+        """Appointments with ``low <= hs_object_id < high``, keyset-paged (``GT`` the last id seen,
+        ascending, no offset), so HubSpot's 10,000-result cap never applies."""
+        last, limit = low - 1, max(1, min(page_size, SEARCH_PAGE_MAX))
+        while True:
+            filters = [{"propertyName": OBJECT_ID, "operator": "GT", "value": str(last)},
+                       {"propertyName": OBJECT_ID, "operator": "LT", "value": str(high)}]
+            body = {"filterGroups": [{"filters": filters}], "limit": limit,
+                    "sorts": [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}],
+                    "properties": list(dict.fromkeys([*properties, OBJECT_ID]))}
+            results = self._search_page(PageRequest(body=body)).get("results", [])
+            if not results:
+                return
+            yield results
+            last = int(results[-1]["id"])
+            if len(results) < limit:
+                return
 
     # -- batches -------------------------------------------------------------------------------
     def batch_read(self, ids: Sequence[str], properties: Sequence[str] | None = None,
@@ -455,44 +484,5 @@ class AppointmentsClient:
             body=lambda items: {"inputs": [pair(item) for item in items]},
             key=lambda item: f"{item['appointment_id']}->{item['to_object_id']}",
             result_key=lambda result: f"{result.get('fromObjectId')}->{result.get('toObjectId')}",
-            explain=lambda errors: [_explain_association_error(error, to_object_type) for error in errors])
+            explain=lambda errors: [explain_association_error(error, to_object_type) for error in errors])
         return self.batches.run(endpoint, list(inputs), batch_size)
-
-
-class _Frontier:
-    """Where a ``hs_lastmodifieddate``-sorted search has got to: the last timestamp and the ids seen at it."""
-
-    def __init__(self, lower: int, seen_at_lower: set[str]) -> None:
-        self.lower, self.seen_at_lower = lower, seen_at_lower
-        self.ms, self.ids = lower, set(seen_at_lower)
-        self.emitted = 0
-
-    def advance(self, records: list[dict]) -> list[dict]:
-        """The records not emitted by an earlier pass (those at the restart timestamp already seen)."""
-        fresh = []
-        for record in records:
-            modified = modified_ms(record)
-            if modified == self.lower and record["id"] in self.seen_at_lower:
-                continue
-            if modified > self.ms:
-                self.ms, self.ids = modified, set()
-            self.ids.add(record["id"])
-            fresh.append(record)
-        self.emitted += len(fresh)
-        return fresh
-
-
-def _explain_association_error(error: dict, to_object_type: str) -> dict:
-    """Key each failing pair the way inputs are keyed, and name the record that does not exist
-    (HubSpot's association 404 does not always say which side is missing)."""
-    context = error.get("context") or {}
-    pairs = [f"{a}->{b}" for a, b in zip(context.get("fromObjectId", []), context.get("toObjectId", []))]
-    message = str(error.get("message") or "")
-    if error.get("category") == "OBJECT_NOT_FOUND":
-        missing = set(map(str, context.get("id", [])))
-        sides = [f"appointment {value}" for value in context.get("fromObjectId", []) if str(value) in missing]
-        sides += [f"{to_object_type} record {value}" for value in context.get("toObjectId", [])
-                  if str(value) in missing]
-        if sides:
-            message = f"{' and '.join(sides)} does not exist ({message})"
-    return {**error, "context": {**context, "pair": pairs}, "message": message}

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_appointments.api.timestamps import modified_ms
+
 SEARCH_RESULT_CAP = 10_000
 
 
@@ -80,3 +82,26 @@ def paginate(send: Callable[[PageRequest], dict], request: PageRequest, paginato
         if not paginator.has_next:
             return
         paginator.update_request(request)
+
+
+class TimestampFrontier:
+    """Where a ``hs_lastmodifieddate``-sorted search has got to: the last timestamp and the ids seen at it."""
+
+    def __init__(self, lower: int, seen_at_lower: set[str]) -> None:
+        self.lower, self.seen_at_lower = lower, seen_at_lower
+        self.ms, self.ids = lower, set(seen_at_lower)
+        self.emitted = 0
+
+    def advance(self, records: list[dict]) -> list[dict]:
+        """The records not emitted by an earlier pass (those at the restart timestamp already seen)."""
+        fresh = []
+        for record in records:
+            modified = modified_ms(record)
+            if modified == self.lower and record["id"] in self.seen_at_lower:
+                continue
+            if modified > self.ms:
+                self.ms, self.ids = modified, set()
+            self.ids.add(record["id"])
+            fresh.append(record)
+        self.emitted += len(fresh)
+        return fresh

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
-from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.api.extraction import ExtractPlan, iter_everything, iter_window
+from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
+from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
-from airflow_provider_appointments.records.writers import FORMATS, ExtractWriter, read_extract
+from airflow_provider_appointments.operators.progress import Progress
+from airflow_provider_appointments.records.formats import FORMATS, format_of
+from airflow_provider_appointments.records.writers import ExtractWriter, read_extract
+
+# HubSpot documents its search index as lagging writes by "a few seconds"; two minutes covers the
+# slow days with room to spare, and is nothing against a daily or hourly schedule.
+DEFAULT_SEARCH_LAG = 120.0
+DEFERRED_AT = "search_wait_started_at"
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,13 +60,20 @@ def check_window(after: datetime | None, before: datetime | None) -> None:
 class HubSpotAppointmentsExtractOperator(BaseOperator):
     """Extract appointments to Parquet (default), CSV or JSON Lines, page by page with flat memory.
 
-    Without ``modified_after``/``modified_before`` every appointment is listed; with them, only those
-    whose ``hs_lastmodifieddate`` is in ``[modified_after, modified_before)`` (half-open, so consecutive
-    scheduled runs neither miss nor repeat a record: use ``{{ data_interval_start }}`` and
-    ``{{ data_interval_end }}`` with a timetable that has real intervals, such as
-    ``CronDataIntervalTimetable``; Airflow 3's default cron timetable gives zero-length intervals). An
-    empty or inverted window fails the task before any request. With ``archived=True`` archived
+    Without ``modified_after``/``modified_before`` every appointment is extracted: the list stream and
+    keyset-paged searches over id ranges run at once, so both of HubSpot's read budgets are used.
+    With them, only appointments whose ``hs_lastmodifieddate`` is in ``[modified_after,
+    modified_before)`` (half-open: use ``{{ data_interval_start }}`` and ``{{ data_interval_end }}``
+    with a timetable that has real intervals, such as ``CronDataIntervalTimetable``; Airflow 3's
+    default cron timetable gives zero-length intervals), searched as concurrent sub-windows. An empty
+    or inverted window fails the task before any request. With ``archived=True`` archived
     appointments are extracted instead (within the window by ``archivedAt`` when one is given).
+
+    HubSpot's search index lags writes by a few seconds, so a window is not searched until its end
+    is ``search_lag`` old: the task waits (``deferrable=True``: in the triggerer, holding no worker
+    slot). A window without an end ends ``search_lag`` ago. After the extract, search's ``total`` for
+    the window is compared with the rows written (a warning on mismatch, or a failure with
+    ``fail_on_incomplete=True``).
 
     :param output_path: local path or URI (templated).
     :param modified_after: inclusive lower bound (templated).
@@ -67,11 +83,15 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     :param associations: object types (e.g. ``["contacts"]``) whose ids become list columns.
     :param archived: extract archived appointments.
     :param file_format: ``parquet``, ``csv`` or ``jsonl``; default from the path's extension.
+    :param search_lag: seconds (or a timedelta) a window's end must be in the past before it is searched.
+    :param deferrable: wait for the search lag in the triggerer instead of sleeping in a worker slot.
+    :param fail_on_incomplete: fail when the rows written differ from search's total for the window.
+    :param search_streams: concurrent search streams (they share search's budget of 5 requests/s).
     :param return_dataframe: return the records as a DataFrame instead of the summary (small extracts).
     :param hubspot_conn_id: the HubSpot connection.
 
     Returns to XCom ``{"records", "pages", "path", "columns", "max_updated_at", "file_format",
-    "modified_after", "modified_before", "archived"}``.
+    "modified_after", "modified_before", "archived", "search_total", "complete", "waited_for_search_s"}``.
     """
 
     template_fields: Sequence[str] = ("output_path", "modified_after", "modified_before", "properties")
@@ -88,6 +108,10 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         associations: Sequence[str] | None = None,
         archived: bool = False,
         file_format: str | None = None,
+        search_lag: float | timedelta = DEFAULT_SEARCH_LAG,
+        deferrable: bool = False,
+        fail_on_incomplete: bool = False,
+        search_streams: int = 2,
         return_dataframe: bool = False,
         hubspot_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -100,46 +124,113 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.properties_with_history = list(properties_with_history or [])
         self.associations = list(associations or [])
         self.archived = archived
-        suffix = Path(str(output_path).split("?")[0]).suffix.lstrip(".").lower()
-        self.file_format = file_format or {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix, "parquet")
+        self.file_format = file_format or format_of(str(output_path), default="parquet")
         if self.file_format not in FORMATS:
             raise ValueError(f"file_format must be one of {FORMATS}, got {self.file_format!r}")
+        lag = search_lag.total_seconds() if isinstance(search_lag, timedelta) else float(search_lag)
+        if lag < 0:
+            raise ValueError(f"search_lag must not be negative, got {search_lag!r}")
+        self.search_lag_s = lag
+        self.deferrable = deferrable
+        self.fail_on_incomplete = fail_on_incomplete
+        self.search_streams = max(1, int(search_streams))
         self.return_dataframe = return_dataframe
         self.hubspot_conn_id = hubspot_conn_id
 
     def execute(self, context: Context) -> Any:
+        after, before = self._window()
+        if self.archived or (after is None and before is None):
+            return self._extract(after, before, waited_s=0.0)
+        now = datetime.now(timezone.utc)
+        if before is None:  # an open window ends where search is complete
+            before = now - timedelta(seconds=self.search_lag_s)
+            check_window(after, before)
+        searchable_at = before + timedelta(seconds=self.search_lag_s)
+        wait = (searchable_at - now).total_seconds()
+        if wait > 0:
+            self.log.info("the window ends %s; HubSpot's search index lags writes, so it is searched from %s "
+                          "(in %.1f s)", before.isoformat(), searchable_at.isoformat(), wait)
+            if self.deferrable:
+                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+                # Kept in XCom, not in the resume kwargs: `dag.test()` replaces those with the event.
+                context["ti"].xcom_push(key=DEFERRED_AT, value=now.isoformat())
+                self.defer(trigger=DateTimeTrigger(moment=searchable_at), method_name="execute_complete")
+            time.sleep(wait)
+        return self._extract(after, before, waited_s=max(wait, 0.0))
+
+    def execute_complete(self, context: Context, event: Any = None, **kwargs: Any) -> Any:
+        """Resumes after the triggerer waited out the search lag (the window had an end, so it is the same)."""
+        after, before = self._window()
+        ti = context["ti"]
+        deferred_at = ti.xcom_pull(task_ids=ti.task_id, key=DEFERRED_AT, map_indexes=ti.map_index)
+        waited = (datetime.now(timezone.utc) - datetime.fromisoformat(deferred_at)).total_seconds() \
+            if deferred_at else 0.0
+        return self._extract(after, before, waited_s=waited)
+
+    def _window(self) -> tuple[datetime | None, datetime | None]:
         after = parse_moment(self.modified_after, "modified_after")
         before = parse_moment(self.modified_before, "modified_before")
         check_window(after, before)
+        return after, before
+
+    def _extract(self, after: datetime | None, before: datetime | None, waited_s: float) -> Any:
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         schema = client.get_property_schema()
         properties = list(self.properties or schema.names())
         writer = ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,
                                self.properties_with_history)
+        total = self._search_total(client, after, before)
+        progress = Progress(self.log, "extract", total,
+                            lambda: (client.transport.rate_limited, client.transport.retries))
         pages = 0
         for page in self._pages(client, properties, after, before):
             writer.write_page(page)
             pages += 1
+            progress.add(len(page))
         result = writer.close()
+        progress.report()
+        complete = total is None or total == result["records"]
         self.log.info("extracted %d appointments in %d pages to %s", result["records"], pages, result["path"])
+        if not complete:
+            message = (f"wrote {result['records']} appointments but search counts {total} in the window "
+                       "(records written during the extract move between windows; a lasting difference "
+                       "means records were missed)")
+            if self.fail_on_incomplete:
+                raise HubSpotError(message)
+            self.log.warning("%s", message)
         if self.return_dataframe:
             return read_extract(result["path"])
         return {**result, "pages": pages, "file_format": self.file_format,
                 "modified_after": after.isoformat() if after else None,
-                "modified_before": before.isoformat() if before else None, "archived": self.archived}
+                "modified_before": before.isoformat() if before else None, "archived": self.archived,
+                "search_total": total, "complete": complete, "waited_for_search_s": round(waited_s, 3)}
+
+    def _search_total(self, client: AppointmentsClient, after: datetime | None, before: datetime | None) -> int | None:
+        """Search's count of what this extract should hold (None for archived extracts: search has none)."""
+        if self.archived:
+            return None
+        filters = [{"propertyName": MODIFIED, "operator": operator, "value": str(to_epoch_ms(moment))}
+                   for operator, moment in (("GTE", after), ("LT", before)) if moment is not None]
+        return client.search_total([{"filters": filters}] if filters else [])
 
     def _pages(self, client: AppointmentsClient, properties: list[str], after: datetime | None,
                before: datetime | None) -> Iterator[list[dict]]:
-        if self.archived or (after is None and before is None):
-            for page in client.iter_appointments(properties=properties, archived=self.archived,
+        if self.archived:
+            for page in client.iter_appointments(properties=properties, archived=True,
                                                  properties_with_history=self.properties_with_history,
                                                  associations=self.associations):
-                if self.archived and (after or before):
+                if after or before:
                     page = [r for r in page if _in_window(r.get("archivedAt") or r.get("updatedAt"), after, before)]
                 yield page
-            return
-        yield from client.iter_modified(after, before, properties=properties, associations=self.associations,
-                                        properties_with_history=self.properties_with_history)
+        elif after is None and before is None:
+            yield from iter_everything(client, properties=properties, associations=self.associations,
+                                       properties_with_history=self.properties_with_history,
+                                       plan=ExtractPlan(search_streams=self.search_streams))
+        else:
+            assert before is not None
+            yield from iter_window(client, after, before, properties=properties, associations=self.associations,
+                                   properties_with_history=self.properties_with_history, streams=self.search_streams)
 
 
 def _in_window(stamp: str | None, after: datetime | None, before: datetime | None) -> bool:

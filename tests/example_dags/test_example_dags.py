@@ -1,4 +1,5 @@
-"""The example DAGs, run for real with dag.test() against the simulator, checked against the warehance and the simulator."""
+"""The example DAGs, run for real with dag.test() against the simulator, checked against the warehouse and the
+simulator."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ DAGS = REPO_ROOT / "example_dags"
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HUBSPOT_APPOINTMENTS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", "0")  # these simulators have no search lag
     return tmp_path
 
 
-def test_warehouse_load_loads_each_interval_once_and_reflects_archives(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+def test_warehouse_load_loads_each_interval_once_and_reflects_archives(run_dag, hubspot_simulator_factory, data_dir,
+                                                                       monkeypatch):
     sim = hubspot_simulator_factory(seed_appointments=400)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -34,7 +37,8 @@ def test_warehouse_load_loads_each_interval_once_and_reflects_archives(run_dag, 
 
     # Expected: every seeded appointment modified in [today-3d, today-1d).
     start, end = today - timedelta(days=3), today - timedelta(days=1)
-    expected = {str(r.id) for r in sim.store.appointments() if start.timestamp() * 1000 <= r.updated_ms < end.timestamp() * 1000}
+    low, high = start.timestamp() * 1000, end.timestamp() * 1000
+    expected = {str(r.id) for r in sim.store.appointments() if low <= r.updated_ms < high}
     warehouse = data_dir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         ids = {row[0] for row in con.execute("SELECT id FROM appointments").fetchall()}
@@ -47,19 +51,21 @@ def test_warehouse_load_loads_each_interval_once_and_reflects_archives(run_dag, 
     with duckdb.connect(str(warehouse)) as con:
         assert con.execute("SELECT count(*) FROM appointments").fetchone()[0] == len(expected)
 
-    # Archive one loaded appointment now; today's interval reflects it.
+    # Archive one loaded appointment in yesterday's interval; re-running that interval reflects it.
     victim = sorted(ids)[0]
-    sim.store.archive(sim.store.get("appointments", int(victim)))
-    tomorrow = run_dag(dag_file, "hubspot_appointments_warehouse_load", logical_date=today + timedelta(days=1))
-    assert tomorrow.state == "success"
-    assert tomorrow.xcom("merge_into_warehouse")["archived"] == 1
+    archived_at = int((today - timedelta(hours=1)).timestamp() * 1000)
+    sim.store.archive(sim.store.get("appointments", int(victim)), archived_at)
+    again = run_dag(dag_file, "hubspot_appointments_warehouse_load", logical_date=today)
+    assert again.state == "success"
+    assert again.xcom("merge_into_warehouse")["archived"] == 1
     with duckdb.connect(str(warehouse)) as con:
         archived = con.execute("SELECT archived FROM appointments WHERE id = ?", [victim]).fetchall()
         assert archived == [(True,)]
         assert con.execute("SELECT count(*) = count(DISTINCT id) FROM appointments").fetchone()[0]
 
 
-def test_bulk_backfill_upserts_every_row_once_across_mapped_shards(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+def test_bulk_backfill_upserts_every_row_once_across_mapped_shards(run_dag, hubspot_simulator_factory, data_dir,
+                                                                   monkeypatch):
     sim = hubspot_simulator_factory(seed_appointments=300)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
     rows = []
@@ -96,7 +102,8 @@ def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simu
     sim = hubspot_simulator_factory(seed_appointments=120)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
     contact_ids = [str(record.id) for record in sim.store.iter_records("contacts")][:9]
-    types = ["IN_PERSON", "VIDEO", "CARRIER_PIGEON", "PHONE", "VIDEO", "IN_PERSON", "PHONE", "VIDEO", "IN_PERSON", "PHONE"]
+    types = ["IN_PERSON", "VIDEO", "CARRIER_PIGEON", "PHONE", "VIDEO",
+             "IN_PERSON", "PHONE", "VIDEO", "IN_PERSON", "PHONE"]
     bookings = pd.DataFrame({
         "external_appointment_id": [f"BOOKING-{n}" for n in range(10)],
         "hs_appointment_name": [f"Consultation {n}" for n in range(10)],

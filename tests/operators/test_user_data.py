@@ -67,8 +67,10 @@ def test_the_default_daily_timetable_gives_an_empty_window_that_fails_with_the_f
 
 
 @pytest.mark.parametrize("after, before, message", [
-    ("2026-03-02T00:00:00Z", "2026-03-02T00:00:00Z", "both 2026-03-02T00:00:00\\+00:00: the window is empty.*CronDataIntervalTimetable"),
-    ("2026-03-03T00:00:00Z", "2026-03-02T00:00:00Z", "modified_after \\(2026-03-03.*is after modified_before \\(2026-03-02"),
+    ("2026-03-02T00:00:00Z", "2026-03-02T00:00:00Z",
+     "both 2026-03-02T00:00:00\\+00:00: the window is empty.*CronDataIntervalTimetable"),
+    ("2026-03-03T00:00:00Z", "2026-03-02T00:00:00Z",
+     "modified_after \\(2026-03-03.*is after modified_before \\(2026-03-02"),
     ("yesterday", None, "modified_after must be an ISO 8601 date.*'yesterday'"),
     (None, "03/02/2026", "modified_before must be an ISO 8601 date"),
 ])

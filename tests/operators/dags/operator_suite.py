@@ -25,9 +25,11 @@ def operator_extracts():
                                        properties=["hs_appointment_name"], associations=["contacts"])
     HubSpotAppointmentsExtractOperator(task_id="first_half", output_path="{{ params.out }}/first.parquet",
                                        modified_after="{{ params.after }}", modified_before="{{ params.middle }}",
+                                       search_lag=0,
                                        associations=["contacts"], properties_with_history=["hs_appointment_name"])
     HubSpotAppointmentsExtractOperator(task_id="second_half", output_path="{{ params.out }}/second.parquet",
-                                       modified_after="{{ params.middle }}", modified_before="{{ params.before }}")
+                                       modified_after="{{ params.middle }}", modified_before="{{ params.before }}",
+                                       search_lag=0)
 
 
 @dag(dag_id="operator_writes", schedule=None, start_date=START, catchup=False,
@@ -57,7 +59,8 @@ def operator_mapped():
         return [[{"external_appointment_id": f"MAP-{shard}-{i}", "hs_appointment_name": f"m{i}"} for i in range(120)]
                 for shard in range(3)]
 
-    HubSpotAppointmentsUpsertOperator.partial(task_id="upsert", id_property="external_appointment_id").expand(records=shards())
+    HubSpotAppointmentsUpsertOperator.partial(task_id="upsert", id_property="external_appointment_id").expand(
+        records=shards())
 
 
 @dag(dag_id="operator_policy", schedule=None, start_date=START, catchup=False,

@@ -42,7 +42,7 @@ def inline_user_data():
 def daily_default_timetable():
     HubSpotAppointmentsExtractOperator(task_id="extract", output_path="{{ params.dir }}/default.parquet",
                                        modified_after="{{ data_interval_start }}",
-                                       modified_before="{{ data_interval_end }}")
+                                       modified_before="{{ data_interval_end }}", search_lag=0)
 
 
 @dag(dag_id="daily_interval_timetable", schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
@@ -50,7 +50,7 @@ def daily_default_timetable():
 def daily_interval_timetable():
     HubSpotAppointmentsExtractOperator(task_id="extract", output_path="{{ params.dir }}/interval.parquet",
                                        modified_after="{{ data_interval_start }}",
-                                       modified_before="{{ data_interval_end }}")
+                                       modified_before="{{ data_interval_end }}", search_lag=0)
 
 
 inline_user_data()
