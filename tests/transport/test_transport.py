@@ -27,10 +27,12 @@ class FakeClock:
 def test_retry_policy_decisions():
     policy = RetryPolicy(max_attempts=4)
     rng = random.Random(1)
-    assert policy.delay_after_status(1, 429, {"Retry-After": "3"}, {"policyName": "TEN_SECONDLY_ROLLING"}, idempotent=False) == 3
+    rolling = {"policyName": "TEN_SECONDLY_ROLLING"}
+    assert policy.delay_after_status(1, 429, {"Retry-After": "3"}, rolling, idempotent=False) == 3
     assert policy.delay_after_status(1, 429, {}, {"policyName": "DAILY"}, idempotent=True) is None
-    assert policy.delay_after_status(2, 429, {}, {"message": "You have reached your secondly limit."}, idempotent=True) == 2
-    assert 1 <= policy.delay_after_status(1, 429, {}, {"policyName": "TEN_SECONDLY_ROLLING"}, idempotent=True, rng=rng) <= 10
+    secondly = {"message": "You have reached your secondly limit."}
+    assert policy.delay_after_status(2, 429, {}, secondly, idempotent=True) == 2
+    assert 1 <= policy.delay_after_status(1, 429, {}, rolling, idempotent=True, rng=rng) <= 10
     assert policy.delay_after_status(1, 502, {}, None, idempotent=True, rng=rng) <= 0.5
     assert policy.delay_after_status(1, 502, {}, None, idempotent=False) is None  # creates are never replayed here
     assert policy.delay_after_status(1, 400, {}, None, idempotent=True) is None
@@ -92,7 +94,8 @@ def test_chunking_and_multi_status_mapping_by_key_not_position():
 
 
 def test_the_provider_is_registered_with_airflow():
-    listed = subprocess.run([sys.executable, "-m", "airflow", "providers", "list"], capture_output=True, text=True, timeout=120)
+    listed = subprocess.run([sys.executable, "-m", "airflow", "providers", "list"], capture_output=True, text=True,
+                            timeout=120)
     assert "airflow-provider-appointments" in listed.stdout
     from airflow_provider_appointments import get_provider_info
 
@@ -100,4 +103,5 @@ def test_the_provider_is_registered_with_airflow():
     connection = info["connection-types"][0]
     assert connection["connection-type"] == "hubspot"
     assert connection["hook-class-name"] == "airflow_provider_appointments.hooks.hubspot.HubSpotAppointmentsHook"
-    assert {"api_version", "client_id", "client_secret", "refresh_token", "requests_per_10s", "concurrency"} <= set(connection["conn-fields"])
+    fields = {"api_version", "client_id", "client_secret", "refresh_token", "requests_per_10s", "concurrency"}
+    assert fields <= set(connection["conn-fields"])
