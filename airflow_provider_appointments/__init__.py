@@ -33,6 +33,7 @@ def get_provider_info() -> dict:
                 "integration-name": "HubSpot Appointments",
                 "python-modules": ["airflow_provider_appointments.operators.appointments",
                                    "airflow_provider_appointments.operators.extract",
+                                   "airflow_provider_appointments.operators.create",
                                    "airflow_provider_appointments.operators.write"],
             }
         ],

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,16 @@ DATA = HOME / "data"
 SEARCH_LAG_MS = 3000
 
 
+def _quiet_third_parties() -> None:
+    """The demo shows what this provider does: other libraries' deprecation notices are not ours to show."""
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ["PYTHONWARNINGS"] = "ignore::DeprecationWarning,ignore::FutureWarning"  # the airflow CLI calls
+
+
 def _prepare_environment() -> None:
     """Airflow reads its configuration on first import: set everything before importing it."""
+    _quiet_third_parties()
     shutil.rmtree(HOME, ignore_errors=True)
     DATA.mkdir(parents=True)
     os.environ.update(

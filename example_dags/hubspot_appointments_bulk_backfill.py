@@ -84,11 +84,13 @@ def hubspot_appointments_bulk_backfill() -> None:
         return [
             {
                 "records": str(path),
+                # Reports and id maps number rows as in the original file, not as in the shard.
+                "row_offset": index * per_shard,
                 "failures_path": str(source.parent / f"{source.stem}.{path.stem}.failures.parquet"),
                 "id_map_path": str(source.parent / f"{source.stem}.{path.stem}.id_map.parquet"),
                 "checkpoint_path": str(source.parent / f"{source.stem}.{path.stem}.checkpoint"),
             }
-            for path in paths
+            for index, path in enumerate(paths)
         ]
 
     upserts = HubSpotAppointmentsUpsertOperator.partial(
@@ -101,6 +103,8 @@ def hubspot_appointments_bulk_backfill() -> None:
     @task
     def summarize(results: list[dict]) -> dict:
         """One line per shard in the log and the totals in XCom."""
+        # Index by position: iterating a mapped task's XComs probes one past the end (and logs an error).
+        results = [results[index] for index in range(len(results))]
         counted = ("records", "succeeded", "failed", "created", "updated", "requests")
         totals = {key: sum(result[key] for result in results) for key in counted}
         totals["failures_paths"] = [result["failures_path"] for result in results]

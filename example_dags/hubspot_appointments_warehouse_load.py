@@ -3,9 +3,10 @@
 Each run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
 ``hs_lastmodifieddate``, searched only once the interval's end is ``search_lag`` old (HubSpot's search
 index lags writes; the wait is deferred to the triggerer), so consecutive runs neither miss nor repeat
-a record and ``catchup`` loads history interval by interval. A second extract picks up appointments archived in the interval, so
-deletions in HubSpot are reflected (``archived = true``). The merge deletes then inserts by ``id`` in
-one transaction: re-running an interval replaces rows, never duplicates them.
+a record and ``catchup`` loads history interval by interval. A second extract picks up appointments
+archived in the interval, so deletions in HubSpot are reflected (``archived = true``). The merge
+deletes then inserts by ``id`` in one transaction: re-running an interval replaces rows, never
+duplicates them.
 
 The embedded warehouse is a local DuckDB file. With a real warehouse the merge step is one SQL
 statement through Airflow's common-sql provider, for example on Postgres / Snowflake:

@@ -131,8 +131,9 @@ class AppointmentsClient:
 
     def ensure_property(self, name: str, *, label: str | None = None, type: str = "string",  # noqa: A002
                         field_type: str = "text", group_name: str = "appointmentinformation",
-                        has_unique_value: bool = False, description: str = "") -> dict:
-        """The property `name`, created through the properties API when it does not exist yet.
+                        has_unique_value: bool = False, description: str = "", create: bool = True) -> dict | None:
+        """The property `name`, created through the properties API when it does not exist yet
+        (``create=False``: None instead, and nothing is written).
 
         Raises `HubSpotInputError` when it exists with another type or without unique values where
         they are required, and `HubSpotError` naming the missing scope when it cannot be created.
@@ -144,6 +145,8 @@ class AppointmentsClient:
                 raise
             existing = None
         if existing is None:
+            if not create:
+                return None
             return self.create_property({
                 "name": name, "label": label or name, "type": type, "fieldType": field_type,
                 "groupName": group_name, "hasUniqueValue": has_unique_value, "description": description})
@@ -334,12 +337,14 @@ class AppointmentsClient:
             body = {"filterGroups": [{"filters": filters}], "limit": limit,
                     "sorts": [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}],
                     "properties": list(dict.fromkeys([*properties, OBJECT_ID]))}
-            results = self._search_page(PageRequest(body=body)).get("results", [])
+            answer = self._search_page(PageRequest(body=body))
+            results = answer.get("results", [])
             if not results:
                 return
             yield results
             last = int(results[-1]["id"])
-            if len(results) < limit:
+            # `total` counts what is left of the range: no request for an empty last page.
+            if len(results) < limit or len(results) >= int(answer.get("total", limit + 1)):
                 return
 
     # -- batches -------------------------------------------------------------------------------
@@ -375,13 +380,14 @@ class AppointmentsClient:
         """
         creates = Creates(self.batches, f"{self.objects_path}/batch/create", unique_property=dedupe_property,
                           on_existing=on_existing, created_since=created_since,
-                          max_attempts=self.transport.retry.max_attempts, read_by_unique=self._read_by_unique,
+                          max_attempts=self.transport.retry.max_attempts, read_by_unique=self.read_by_unique,
                           update=self.batch_update)
         return creates.run(inputs, batch_size)
 
-    def _read_by_unique(self, unique_property: str, values: Sequence[str]) -> dict[str, dict]:
-        """The existing records holding these unique values (archived ones are not found)."""
-        read = self.batch_read(list(values), properties=[unique_property], id_property=unique_property)
+    def read_by_unique(self, unique_property: str, values: Sequence[str],
+                       properties: Sequence[str] = ()) -> dict[str, dict]:
+        """The existing records holding these unique values, by value (archived ones are not found)."""
+        read = self.batch_read(list(values), properties=[unique_property, *properties], id_property=unique_property)
         return {str((record.get("properties") or {}).get(unique_property)): record for record in read.records}
 
     def batch_update(self, inputs: Sequence[dict], *, id_property: str | None = None,

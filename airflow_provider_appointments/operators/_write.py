@@ -11,13 +11,13 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
@@ -25,8 +25,18 @@ from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
-from airflow_provider_appointments.records.readers import iter_record_frames, open_path
-from airflow_provider_appointments.records.reports import FailureRow, write_failure_report, write_id_map
+from airflow_provider_appointments.operators.checkpoint import Checkpoint, WindowResult
+from airflow_provider_appointments.operators.lineage import write_lineage
+from airflow_provider_appointments.operators.progress import Progress
+from airflow_provider_appointments.records.formats import asset_uri
+from airflow_provider_appointments.records.readers import iter_record_frames
+from airflow_provider_appointments.records.reports import (
+    FailureRow,
+    PlannedRow,
+    write_failure_report,
+    write_id_map,
+    write_plan,
+)
 from airflow_provider_appointments.records.serialization import serialize_frame
 
 if TYPE_CHECKING:
@@ -35,6 +45,7 @@ if TYPE_CHECKING:
 # A window is what one checkpoint covers: enough chunks to keep every connection busy several
 # times over (so checkpoint writes are rare), small enough that a retry redoes little.
 CHUNKS_PER_CONNECTION = 4
+REPORTS_ASSET_ALIAS = "hubspot_appointments_reports"
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -88,15 +99,6 @@ class WindowInputs:
         self.rows.append(row)
 
 
-@dataclass(frozen=True)
-class WindowResult:
-    """One outcome per row of a window (indexed by input row), and what sending it cost."""
-
-    outcomes: list[RecordOutcome]
-    batches: int = 0
-    requests: int = 0
-
-
 @dataclass
 class Tally:
     """Running totals of one operator run; only failures and id-map rows are kept, not every outcome."""
@@ -128,91 +130,6 @@ class Tally:
     @property
     def failed(self) -> int:
         return len(self.failures)
-
-
-class Checkpoint:
-    """Two small objects per window under `path` (object stores cannot append): ``started`` is written
-    before the window's first request, ``done`` with its outcomes after its last. A retried task — on
-    any worker that can read `path` — skips done windows and reconciles a started one."""
-
-    def __init__(self, path: str, fingerprint: str) -> None:
-        self.path = path.rstrip("/")
-        self.fingerprint = fingerprint
-
-    def _file(self, number: int, state: str) -> str:
-        return f"{self.path}/window-{number:06d}.{state}.json"
-
-    def _read(self, number: int, state: str) -> dict | None:
-        try:
-            with open_path(self._file(number, state)) as handle:
-                saved = json.loads(handle.read())
-        except (HubSpotInputError, FileNotFoundError, ValueError):
-            return None
-        return saved if saved.get("fingerprint") == self.fingerprint else None
-
-    def _write(self, number: int, state: str, payload: dict) -> None:
-        target = self._file(number, state)
-        with open_path(target + ".tmp", "wb") as handle:
-            handle.write(json.dumps({"fingerprint": self.fingerprint, **payload}, default=str).encode())
-        _rename(target + ".tmp", target)
-
-    def load(self, number: int) -> WindowResult | None:
-        """The outcomes of a finished window, or None."""
-        saved = self._read(number, "done")
-        if saved is None:
-            return None
-        return WindowResult([RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"])
-
-    def started(self, number: int) -> int | None:
-        """When an attempt started sending this window (epoch ms), or None."""
-        saved = self._read(number, "started")
-        return int(saved["started_ms"]) if saved else None
-
-    def start(self, number: int, started_ms: int) -> None:
-        self._write(number, "started", {"started_ms": started_ms})
-
-    def save(self, number: int, result: WindowResult) -> None:
-        self._write(number, "done", {"batches": result.batches, "requests": result.requests,
-                                     "outcomes": [asdict(outcome) for outcome in result.outcomes]})
-
-    def scan(self) -> tuple[int, list[int]]:
-        """(windows done, windows started but not done) by earlier attempts, for the log."""
-        directory = _directory(self.path)
-        if not directory.exists():
-            return 0, []
-        names = {item.name for item in directory.iterdir()}
-        done = {name.split(".")[0] for name in names if name.endswith(".done.json")}
-        started = sorted(int(name.split(".")[0].split("-")[1]) for name in names
-                         if name.endswith(".started.json") and name.split(".")[0] not in done)
-        return len(done), [number for number in started if self.started(number) is not None]
-
-    def clear(self) -> None:
-        directory = _directory(self.path)
-        if not directory.exists():
-            return
-        for item in directory.iterdir():
-            if item.name.startswith("window-"):
-                item.unlink()
-        if not any(directory.iterdir()):
-            directory.rmdir()
-
-
-def _directory(path: str) -> Any:
-    if "://" in path:
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(path)
-    return Path(path)
-
-
-def _rename(source: str, target: str) -> None:
-    """Publish a checkpoint whole: a reader never sees half of one."""
-    if "://" in source:
-        from airflow.sdk import ObjectStoragePath
-
-        ObjectStoragePath(source).rename(ObjectStoragePath(target))
-    else:
-        os.replace(source, target)
 
 
 def fingerprint(records: Any, settings: dict[str, Any]) -> str:
@@ -279,12 +196,24 @@ class HubSpotWriteOperator(BaseOperator):
 
     ``records`` is templated only when it is a reference (a path, a URI, an XCom argument): inline rows
     (a DataFrame, a list of dicts) are user data, never rendered by Jinja nor stored as rendered fields.
+
+    Parameters every write operator takes (beyond each one's own):
+
+    :param dry_run: validate and serialize every row as a real run would and read what exists, to
+        report per row what would happen (``create``, ``update`` with the changed properties,
+        ``unchanged``, ``archive``, ``associate``, ``refused`` with the reason); nothing is written.
+    :param dry_run_path: where the dry run's report goes (templated; default under
+        ``$AIRFLOW_HOME/hubspot_reports/``).
+    :param row_offset: the input's first row number in a larger original (a shard of a file), so
+        reports and id maps number rows as the original does.
+    :param asset_alias: the failure report and the id map are reported as Airflow assets through this
+        alias (default ``hubspot_appointments_reports``; None: not).
     """
 
     operation = "write"
     keeps_id_map = False
     template_fields: Sequence[str] = ("records", "failures_path", "id_map_path", "checkpoint_path", "column_mapping",
-                                      "date_format")
+                                      "date_format", "dry_run_path")
     ui_color = "#ff7a59"
 
     def __init__(
@@ -303,6 +232,10 @@ class HubSpotWriteOperator(BaseOperator):
         max_failed_records: int = 0,
         max_failed_ratio: float | None = None,
         window_rows: int | None = None,
+        row_offset: int = 0,
+        dry_run: bool = False,
+        dry_run_path: str | None = None,
+        asset_alias: str | None = REPORTS_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -322,7 +255,14 @@ class HubSpotWriteOperator(BaseOperator):
         self.max_failed_records = max_failed_records
         self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
         self.window_rows = window_rows
+        self.row_offset = int(row_offset)
+        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() is a method Airflow calls
+        self.dry_run_path = dry_run_path
         self.schema: Any = None
+        self.asset_alias = asset_alias
+        if asset_alias:  # report paths are known only once rendered: attached to the alias at run time
+            self.outlets = [*self.outlets, AssetAlias(asset_alias)]
+        self.lineage: tuple[str, dict[str, Any]] | None = None
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -342,6 +282,11 @@ class HubSpotWriteOperator(BaseOperator):
         """Send the inputs; one outcome per item, indexed by its position in ``inputs.items``."""
         raise NotImplementedError
 
+    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        """Dry run: what sending the inputs would do, one row per item (`input_row` = position in items),
+        found by reads only."""
+        raise NotImplementedError
+
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
         """Checks and passes over the whole input before anything is sent."""
 
@@ -355,10 +300,17 @@ class HubSpotWriteOperator(BaseOperator):
         return outcomes
 
     # -- the shared run ------------------------------------------------------------------------
+    def frames(self, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+        """The input in chunks, each with the row number of its first row in the original input."""
+        for first_row, frame in iter_record_frames(self.input_records, chunk_rows=chunk_rows):
+            yield first_row + self.row_offset, frame
+
     def execute(self, context: Context) -> dict[str, Any]:
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         self.schema = client.get_property_schema()
         self.prepare(client, context)
+        if self.is_dry_run:
+            return self._dry_run(client, context)
         checkpoint = Checkpoint(self.checkpoint_path, fingerprint(self.input_records, self.settings())) \
             if self.checkpoint_path else None
         if checkpoint:
@@ -369,8 +321,8 @@ class HubSpotWriteOperator(BaseOperator):
                               started or "none")
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
-        rows = self.window_rows or self.batch_size * client.concurrency * CHUNKS_PER_CONNECTION
-        for number, (first_row, frame) in enumerate(iter_record_frames(self.input_records, chunk_rows=rows)):
+        progress = self._progress(client)
+        for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
             result = checkpoint.load(number) if checkpoint else None
             if result is None:
                 window = Window(number, first_row, frame, checkpoint.started(number) if checkpoint else None)
@@ -378,8 +330,39 @@ class HubSpotWriteOperator(BaseOperator):
             tally.batches += result.batches
             tally.requests += result.requests
             tally.add(self.finalize(result.outcomes), keep_id_map)
+            progress.add(len(frame))
         tally.add(self.finalize([], last=True), keep_id_map)
-        return self._report(context, tally, checkpoint)
+        return self._report(client, context, tally, checkpoint)
+
+    def _window_rows(self, client: AppointmentsClient) -> int:
+        return self.window_rows or self.batch_size * client.concurrency * CHUNKS_PER_CONNECTION
+
+    def _progress(self, client: AppointmentsClient) -> Progress:
+        records = self.input_records
+        total = len(records) if isinstance(records, (list, tuple, pd.DataFrame)) else None
+        return Progress(self.log, self.operation + (" (dry run)" if self.is_dry_run else ""), total,
+                        lambda: (client.transport.rate_limited, client.transport.retries))
+
+    def _dry_run(self, client: AppointmentsClient, context: Context) -> dict[str, Any]:
+        """Validate and serialize every row as a real run would, read what exists, write nothing."""
+        planned: list[PlannedRow] = []
+        progress = self._progress(client)
+        for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
+            window = Window(number, first_row, frame)
+            inputs = self.build_inputs(window)
+            plans = self.plan_inputs(client, inputs, window) if inputs.items else []
+            planned += [replace(plan, input_row=inputs.rows[plan.input_row]) for plan in plans]
+            planned += [PlannedRow(o.index, o.key, "superseded" if o.succeeded else "refused", reason=o.message)
+                        for o in inputs.settled]
+            progress.add(len(frame))
+        planned.sort(key=lambda plan: plan.input_row)
+        path = self.dry_run_path or self._default_report_path(context, "dry_run")
+        write_plan(path, planned)
+        actions = dict(Counter(plan.action for plan in planned))
+        self.log.info("%s dry run: %d records would be: %s; nothing was written. Report: %s", self.operation,
+                      len(planned), ", ".join(f"{action} {count}" for action, count in sorted(actions.items())), path)
+        return {"operation": self.operation, "dry_run": True, "records": len(planned), "actions": actions,
+                "requests": client.transport.requests_sent, "report_path": path}
 
     def _run_window(self, client: AppointmentsClient, window: Window, checkpoint: Checkpoint | None) -> WindowResult:
         inputs = self.build_inputs(window)
@@ -394,7 +377,8 @@ class HubSpotWriteOperator(BaseOperator):
             checkpoint.save(window.number, result)
         return result
 
-    def _report(self, context: Context, tally: Tally, checkpoint: Checkpoint | None) -> dict[str, Any]:
+    def _report(self, client: AppointmentsClient, context: Context, tally: Tally,
+                checkpoint: Checkpoint | None) -> dict[str, Any]:
         id_map_path = self.id_map_path if self.keeps_id_map else None
         failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
         if failures_path is not None:
@@ -402,6 +386,8 @@ class HubSpotWriteOperator(BaseOperator):
         if id_map_path is not None:
             write_id_map(id_map_path, sorted(tally.id_map))
         result = summary(self.operation, tally, failures_path, id_map_path)
+        self.lineage = (client.settings.base_url, result)
+        self._announce_reports(context, result)
         self.log.info("%s: %d records, %d succeeded (%d created, %d updated, %d unchanged), %d failed; "
                       "%d batches, %d requests", self.operation, result["records"], result["succeeded"],
                       result["created"], result["updated"], result["unchanged"], result["failed"], result["batches"],
@@ -414,6 +400,29 @@ class HubSpotWriteOperator(BaseOperator):
         if checkpoint:
             checkpoint.clear()
         return result
+
+    def _announce_reports(self, context: Context, result: dict[str, Any]) -> None:
+        """The failure report and the id map, as Airflow assets attached to `asset_alias`."""
+        events = context.get("outlet_events")
+        if not self.asset_alias or events is None:  # outside a task run (a unit test calling execute)
+            return
+        counts = {key: result[key] for key in ("operation", "records", "succeeded", "failed")}
+        for kind, path in (("failures", result["failures_path"]), ("id_map", result["id_map_path"])):
+            if path:
+                events[AssetAlias(self.asset_alias)].add(Asset(asset_uri(path)), extra={**counts, "report": kind})
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: read the input file (a DataFrame or list has no dataset), wrote HubSpot's
+        appointments and the reports, with the counts as facets."""
+        if self.lineage is None:
+            return None
+        base_url, result = self.lineage
+        source = self.input_records
+        if isinstance(source, dict):
+            source = source.get("path")
+        path = str(source) if isinstance(source, (str, os.PathLike)) else None
+        return write_lineage(base_url, self.operation, path, result,
+                             [result.get("failures_path"), result.get("id_map_path")])
 
     def _default_report_path(self, context: Context, kind: str) -> str:
         home = os.environ.get("AIRFLOW_HOME", "~/airflow")

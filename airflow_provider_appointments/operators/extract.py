@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
@@ -15,14 +15,16 @@ from airflow_provider_appointments.api.extraction import ExtractPlan, iter_every
 from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+from airflow_provider_appointments.operators.lineage import extract_lineage
 from airflow_provider_appointments.operators.progress import Progress
-from airflow_provider_appointments.records.formats import FORMATS, format_of
+from airflow_provider_appointments.records.formats import FORMATS, asset_uri, format_of
 from airflow_provider_appointments.records.writers import ExtractWriter, read_extract
 
 # HubSpot documents its search index as lagging writes by "a few seconds"; two minutes covers the
 # slow days with room to spare, and is nothing against a daily or hourly schedule.
 DEFAULT_SEARCH_LAG = 120.0
 DEFERRED_AT = "search_wait_started_at"
+EXTRACT_ASSET_ALIAS = "hubspot_appointments_extract"
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -87,6 +89,8 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     :param deferrable: wait for the search lag in the triggerer instead of sleeping in a worker slot.
     :param fail_on_incomplete: fail when the rows written differ from search's total for the window.
     :param search_streams: concurrent search streams (they share search's budget of 5 requests/s).
+    :param asset_alias: the output file is reported as an Airflow asset through this alias (None: not),
+        so a DAG scheduled on ``AssetAlias("hubspot_appointments_extract")`` runs after each extract.
     :param return_dataframe: return the records as a DataFrame instead of the summary (small extracts).
     :param hubspot_conn_id: the HubSpot connection.
 
@@ -112,6 +116,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         deferrable: bool = False,
         fail_on_incomplete: bool = False,
         search_streams: int = 2,
+        asset_alias: str | None = EXTRACT_ASSET_ALIAS,
         return_dataframe: bool = False,
         hubspot_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -136,11 +141,19 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.search_streams = max(1, int(search_streams))
         self.return_dataframe = return_dataframe
         self.hubspot_conn_id = hubspot_conn_id
+        self.asset_alias = asset_alias
+        if asset_alias:  # the file is known only once rendered: it is attached to the alias at run time
+            self.outlets = [*self.outlets, AssetAlias(asset_alias)]
+        self.lineage: tuple | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: read HubSpot's appointments (with the extracted columns), wrote the output file."""
+        return extract_lineage(*self.lineage) if self.lineage else None
 
     def execute(self, context: Context) -> Any:
         after, before = self._window()
         if self.archived or (after is None and before is None):
-            return self._extract(after, before, waited_s=0.0)
+            return self._extract(context, after, before, waited_s=0.0)
         now = datetime.now(timezone.utc)
         if before is None:  # an open window ends where search is complete
             before = now - timedelta(seconds=self.search_lag_s)
@@ -157,7 +170,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
                 context["ti"].xcom_push(key=DEFERRED_AT, value=now.isoformat())
                 self.defer(trigger=DateTimeTrigger(moment=searchable_at), method_name="execute_complete")
             time.sleep(wait)
-        return self._extract(after, before, waited_s=max(wait, 0.0))
+        return self._extract(context, after, before, waited_s=max(wait, 0.0))
 
     def execute_complete(self, context: Context, event: Any = None, **kwargs: Any) -> Any:
         """Resumes after the triggerer waited out the search lag (the window had an end, so it is the same)."""
@@ -166,7 +179,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         deferred_at = ti.xcom_pull(task_ids=ti.task_id, key=DEFERRED_AT, map_indexes=ti.map_index)
         waited = (datetime.now(timezone.utc) - datetime.fromisoformat(deferred_at)).total_seconds() \
             if deferred_at else 0.0
-        return self._extract(after, before, waited_s=waited)
+        return self._extract(context, after, before, waited_s=waited)
 
     def _window(self) -> tuple[datetime | None, datetime | None]:
         after = parse_moment(self.modified_after, "modified_after")
@@ -174,7 +187,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         check_window(after, before)
         return after, before
 
-    def _extract(self, after: datetime | None, before: datetime | None, waited_s: float) -> Any:
+    def _extract(self, context: Context, after: datetime | None, before: datetime | None, waited_s: float) -> Any:
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         schema = client.get_property_schema()
         properties = list(self.properties or schema.names())
@@ -199,6 +212,14 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
             if self.fail_on_incomplete:
                 raise HubSpotError(message)
             self.log.warning("%s", message)
+        columns = [(name, str(schema.arrow_type(name)) if name in schema else "string") for name in result["columns"]]
+        self.lineage = (client.settings.base_url, result["path"], columns, result["records"])
+        events = context.get("outlet_events")  # absent outside a task run (a unit test calling execute)
+        if self.asset_alias and events is not None:
+            events[AssetAlias(self.asset_alias)].add(
+                Asset(asset_uri(result["path"])), extra={"records": result["records"], "archived": self.archived,
+                                                         "modified_after": after.isoformat() if after else None,
+                                                         "modified_before": before.isoformat() if before else None})
         if self.return_dataframe:
             return read_extract(result["path"])
         return {**result, "pages": pages, "file_format": self.file_format,

@@ -1,4 +1,4 @@
-"""The write operators: batch-create, upsert, archive and associate appointments.
+"""The write operators: upsert, archive and associate appointments (batch-create is in `create.py`).
 
 Each declares how a window of input rows becomes client inputs and how they are sent; the shared run in
 `HubSpotWriteOperator` does the rest (windows, checkpoints, reports, the summary, the failure policy).
@@ -6,13 +6,11 @@ Each declares how a window of input rows becomes client inputs and how they are 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
+from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
@@ -22,150 +20,12 @@ from airflow_provider_appointments.operators._write import (
     local_failure,
     row_key,
 )
-from airflow_provider_appointments.records.readers import iter_record_frames
+from airflow_provider_appointments.records.compare import changes
+from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.writers import read_extract
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-AMBIGUOUS = "AMBIGUOUS_WRITE"
-
-
-def idempotency_key(namespace: str, row: int, properties: dict[str, str]) -> str:
-    """The same row of the same input in the same namespace always gets the same key."""
-    content = json.dumps([namespace, row, properties], sort_keys=True, ensure_ascii=False)
-    return "af1-" + hashlib.sha256(content.encode()).hexdigest()[:40]
-
-
-def default_namespace(context: Context) -> str:
-    """One namespace per task instance: a retry or re-run of the same DAG run shares it; other runs do not."""
-    ti = context["ti"]
-    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{ti.map_index}"
-
-
-class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
-    """Create appointments from a DataFrame, a list of dicts or a Parquet/CSV/JSON Lines file.
-
-    Nothing is created twice when each row has a unique key: either a natural one (``dedupe_property``)
-    or one the operator derives (``idempotency_property``). A create whose answer was lost is then read
-    back instead of replayed, a window an interrupted attempt was sending is reconciled on retry, and a
-    row whose key already exists resolves to that record (``on_existing``). Without a key, rows whose
-    outcome cannot be known are reported ``AMBIGUOUS_WRITE`` and never sent again.
-
-    :param records: the input (a path or URI is templated; inline rows are not).
-    :param dedupe_property: a unique-value property every row carries (e.g. ``external_appointment_id``).
-    :param idempotency_property: a unique-value text property (created when missing, which needs the
-        ``crm.schemas.appointments.write`` scope) that receives a key derived from
-        ``idempotency_namespace``, the row number and the row's values.
-    :param idempotency_namespace: (templated) default ``<dag_id>/<task_id>/<run_id>/<map_index>``: a
-        retry or re-run of the same DAG run writes nothing twice; another run creates its own records.
-    :param on_existing: a row whose ``dedupe_property`` value already exists: ``"skip"`` (default;
-        succeeded with the existing id, ``new=False``), ``"update"`` (its values are written to that
-        record) or ``"fail"`` (``CONFLICT`` in the failure report).
-    :param association_columns: ``{column: object type}``; each row is associated on create with the
-        record whose id is in that column (default association type).
-    :param id_map_path: where to write the id map (input row, key, HubSpot id, new) (templated).
-    :param failures_path: where to write the failure report (templated; Parquet or CSV).
-    :param column_mapping: ``{column: property}`` for columns not named after their property.
-    :param ignore_columns: input columns that are not properties.
-    :param clear_missing: send empty strings for missing values (clears them) instead of leaving them out.
-    :param date_format: strptime format of date/datetime columns that are not ISO 8601 (e.g.
-        ``"%d/%m/%Y"``), or ``{column: format}``; ambiguous dates are refused without it.
-    :param batch_size: inputs per request (at most 100).
-    :param checkpoint_path: directory or URI of per-window checkpoints, so a retried task resumes.
-    :param max_failed_records: failures tolerated before the task fails (after writing the reports).
-    :param max_failed_ratio: or the fraction of records allowed to fail.
-
-    Returns to XCom ``{"operation": "create", "records", "succeeded", "failed", "created", "updated",
-    "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
-    """
-
-    operation = "create"
-    keeps_id_map = True
-    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "idempotency_namespace")
-
-    def __init__(self, *, dedupe_property: str | None = None, idempotency_property: str | None = None,
-                 idempotency_namespace: str | None = None, on_existing: str = "skip",
-                 association_columns: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if dedupe_property and idempotency_property:
-            raise HubSpotInputError("give dedupe_property (a natural key) or idempotency_property (a derived "
-                                    "key), not both")
-        if on_existing not in ON_EXISTING:
-            raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
-        self.dedupe_property = dedupe_property
-        self.idempotency_property = idempotency_property
-        self.idempotency_namespace = idempotency_namespace
-        self.on_existing = on_existing
-        self.association_columns = dict(association_columns or {})
-        self.association_types: dict[str, int] = {}
-        self.namespace: str | None = None
-
-    @property
-    def unique_property(self) -> str | None:
-        return self.dedupe_property or self.idempotency_property
-
-    def prepare(self, client: AppointmentsClient, context: Context) -> None:
-        if self.idempotency_property:
-            client.ensure_property(self.idempotency_property, label="Airflow idempotency key", has_unique_value=True,
-                                 description="Set by the Airflow HubSpot provider so a retried create is not "
-                                             "written twice")
-            self.schema = client.get_property_schema()
-            self.namespace = self.idempotency_namespace or default_namespace(context)
-        if self.dedupe_property and self.dedupe_property not in self.schema.unique_properties():
-            raise HubSpotInputError(f"dedupe_property {self.dedupe_property!r} is not a unique-value property; "
-                                    f"unique properties: {self.schema.unique_properties()}")
-        self.association_types = {column: client.default_association_type_id(kind)
-                                  for column, kind in self.association_columns.items()}
-
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "dedupe": self.dedupe_property, "assoc": self.association_columns,
-                "idempotency": [self.idempotency_property, self.namespace], "existing": self.on_existing}
-
-    def build_inputs(self, window: Window) -> WindowInputs:
-        self.require_columns(window.frame, *self.association_columns)
-        sendable, refused = self.serialize(window, extra_ignore=list(self.association_columns),
-                                           key_column=self.dedupe_property)
-        inputs = WindowInputs(settled=refused)
-        for row, properties in sendable:
-            if self.dedupe_property and not properties.get(self.dedupe_property):
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.dedupe_property} "
-                                                    "is empty; it is needed to create safely"))
-                continue
-            if self.idempotency_property:
-                properties = {**properties, self.idempotency_property: idempotency_key(self.namespace or "", row,
-                                                                                       properties)}
-            inputs.add(row, {"properties": properties, "associations": self._associations(window, row)})
-        if window.resumed_since is not None and not self.unique_property:
-            # Without a key nobody can tell which of these the interrupted attempt created.
-            inputs.settled += [RecordOutcome(row, str(row), False, category=AMBIGUOUS, message=(
-                f"row {row} was being sent when the previous attempt stopped; without dedupe_property or "
-                "idempotency_property it cannot be known whether HubSpot created it, so it is not sent again"))
-                for row in inputs.rows]
-            inputs.items, inputs.rows = [], []
-        return inputs
-
-    def _associations(self, window: Window, row: int) -> list[dict]:
-        associations = []
-        for column, type_id in self.association_types.items():
-            target = row_key(window.frame[column].iloc[row - window.first_row])
-            if target:
-                associations.append(association_input(target, type_id))
-        return associations
-
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
-        since = window.resumed_since
-        if since is not None and self.idempotency_property:
-            since = 0  # a record holding one of this run's keys was created by an attempt of this run
-        result = client.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
-                                   on_existing="skip" if self.idempotency_property else self.on_existing,
-                                   batch_size=self.batch_size)
-        if not self.dedupe_property:  # the key users recognise is the row itself, or its derived key
-            keys = [item["properties"].get(self.idempotency_property or "") or str(row)
-                    for item, row in zip(inputs.items, inputs.rows)]
-            result.outcomes = [replace(outcome, key=keys[outcome.index]) for outcome in result.outcomes]
-        return result
-
 
 class LastKeyWins:
     """``on_duplicate_keys="last"``: only the last row of a key is sent; its earlier rows take that row's
@@ -249,7 +109,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
             raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
                                     f"unique properties: {unique}")
         keys: list[tuple[int, str | None]] = []
-        for first_row, frame in iter_record_frames(self.input_records, chunk_rows=50_000):
+        for first_row, frame in self.frames(50_000):
             self.require_columns(frame, self.id_column)
             keys.extend((first_row + position, row_key(value))
                         for position, value in enumerate(frame[self.id_column].tolist()))
@@ -279,6 +139,20 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         # On resume, records the interrupted attempt created still count as created.
         return client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
                                  created_since=window.resumed_since)
+
+    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        keys = [str(item["id"]) for item in inputs.items]
+        wanted = sorted({name for item in inputs.items for name in item["properties"]})
+        found = client.read_by_unique(self.id_property, keys, wanted)
+        plans = []
+        for position, (item, key) in enumerate(zip(inputs.items, keys)):
+            record = found.get(key)
+            if record is None:
+                plans.append(PlannedRow(position, key, "create"))
+            else:
+                diff = changes(self.schema, item["properties"], record.get("properties") or {})
+                plans.append(PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None))
+        return plans
 
     def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
         return self.keys.settle(outcomes, last) if self.on_duplicate_keys == "last" else outcomes
@@ -321,6 +195,9 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
                 inputs.add(row, key)
         return inputs
 
+    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        return _plan_archive(client, inputs.items)
+
     def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         if not self.verify_exists:
             return client.batch_archive(inputs.items, batch_size=self.batch_size)
@@ -340,6 +217,18 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         result.batches = active.batches + archived.batches + sent.batches
         result.requests = active.requests + archived.requests + sent.requests
         return result
+
+
+def _plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow]:
+    """Archive's dry run: ids that exist would be archived, archived ones stay, unknown ones are refused."""
+    active = client.batch_read(ids)
+    missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
+    archived = {outcome.key for outcome in client.batch_read([ids[i] for i in missing], archived=True).outcomes
+                if outcome.succeeded} if missing else set()
+    return [PlannedRow(position, key, "archive") if position not in missing else
+            PlannedRow(position, key, "unchanged", reason="already archived") if key in archived else
+            PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist")
+            for position, key in enumerate(ids)]
 
 
 class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
@@ -427,6 +316,10 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
                 item["association_type_id"] = int(type_id)
             inputs.add(row, (kind, item))
         return inputs
+
+    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        return [PlannedRow(position, f"{item['appointment_id']}->{item['to_object_id']}", "associate")
+                for position, (_, item) in enumerate(inputs.items)]
 
     def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         groups: dict[str, list[int]] = {}

@@ -32,3 +32,10 @@ def format_of(path: str | os.PathLike, default: str | None = None) -> str:
     if default is not None:
         return default
     raise HubSpotInputError(f"{text}: unknown file type {suffix or '(no extension)'}; use .parquet, .csv or .jsonl")
+
+
+def asset_uri(path: str) -> str:
+    """A path as an Airflow asset URI: URIs as they are, local paths as ``file://`` absolute paths."""
+    if "://" in path:
+        return path
+    return "file://" + os.path.abspath(os.path.expanduser(path))

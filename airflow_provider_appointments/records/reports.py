@@ -56,3 +56,33 @@ def write_id_map(path: str, rows: Iterable[tuple[int, str | None, str | None, bo
     records = [dict(zip(ID_MAP_SCHEMA.names, row)) for row in rows]
     _write(path, pa.Table.from_pylist(records, schema=ID_MAP_SCHEMA))
     return len(records)
+
+
+PLAN_SCHEMA = pa.schema([
+    ("input_row", pa.int64()), ("input_key", pa.string()), ("action", pa.string()), ("changes", pa.string()),
+    ("reason", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """What a real run would do with one input row (a dry run's report).
+
+    :param action: ``create``, ``update``, ``unchanged``, ``archive``, ``associate``, ``superseded`` or ``refused``.
+    :param changes: for ``update``: property → ``{"from": HubSpot's value, "to": the row's}``.
+    :param reason: for ``refused`` (and ``superseded``): why.
+    """
+
+    input_row: int
+    input_key: str | None
+    action: str
+    changes: dict | None = None
+    reason: str | None = None
+
+
+def write_plan(path: str, rows: Iterable[PlannedRow]) -> int:
+    """Write (overwrite) a dry run's report; returns the number of rows."""
+    records = [{**asdict(row), "changes": json.dumps(row.changes, default=str) if row.changes else None}
+               for row in rows]
+    _write(path, pa.Table.from_pylist(records, schema=PLAN_SCHEMA))
+    return len(records)

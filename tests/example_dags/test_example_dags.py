@@ -87,6 +87,10 @@ def test_bulk_backfill_upserts_every_row_once_across_mapped_shards(run_dag, hubs
     assert totals["updated"] == 150 and totals["created"] == 494
     failures = pd.concat([pd.read_parquet(path) for path in totals["failures_paths"]])
     assert sorted(failures["input_key"]) == [f"LEGACY-{n:05d}" for n in range(100, 601, 100)]
+    # Row numbers are the original file's (0-based: number N is row N - 1), not the shard's.
+    assert sorted(failures["input_row"]) == [n - 1 for n in range(100, 601, 100)]
+    id_maps = pd.concat([pd.read_parquet(path) for path in totals["id_map_paths"]])
+    assert sorted(id_maps["input_row"]) == sorted(set(range(650)) - {n - 1 for n in range(100, 601, 100)})
     assert set(failures["category"]) == {"INVALID_INPUT"} and failures["message"].str.contains("NOT_A_STATUS").all()
     assert all(Path(path).exists() for path in totals["id_map_paths"])
 

@@ -186,7 +186,7 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
 
 
 def test_checkpoints_work_on_object_storage_uris(tmp_path):
-    from airflow_provider_appointments.operators._write import Checkpoint, WindowResult
+    from airflow_provider_appointments.operators.checkpoint import Checkpoint, WindowResult
 
     checkpoint = Checkpoint(f"file://{tmp_path}/ckpt", "fp-1")
     outcome = RecordOutcome(3, "K", True, hubspot_id="9", new=True)
