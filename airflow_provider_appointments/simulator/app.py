@@ -1,4 +1,7 @@
-"""The ASGI application: HubSpot's routes, and the request pipeline that layers the policies.
+"""The ASGI application: the request pipeline that layers the policies, and the route table.
+
+The handlers live in one module per family (`objects`, `batches`, `associations`, `properties_api`,
+`oauth`, `admin`); this module binds them to the simulator's state and to their paths.
 
 Every API request passes, in order: added latency, fault injection (faults that answer or drop
 before anything is applied), the URL length check, authentication, scopes, rate limits, body
@@ -11,134 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, QueryParams
 
+from airflow_provider_appointments.simulator.admin import AdminAPI
 from airflow_provider_appointments.simulator.associations import AssociationsAPI
-from airflow_provider_appointments.simulator.auth import Authenticator, scope_error
-from airflow_provider_appointments.simulator.config import SimulatorConfig
+from airflow_provider_appointments.simulator.auth import scope_error
+from airflow_provider_appointments.simulator.batches import OPERATIONS as BATCH_OPERATIONS
+from airflow_provider_appointments.simulator.batches import BatchesAPI
 from airflow_provider_appointments.simulator.errors import HubSpotHTTPError, new_correlation_id, validation_error
-from airflow_provider_appointments.simulator.faults import (
-    BEFORE_APPLY,
-    PROXY_PAGE,
-    FaultInjector,
-    reset_connection,
-    truncate,
-)
+from airflow_provider_appointments.simulator.faults import BEFORE_APPLY, PROXY_PAGE, reset_connection, truncate
+from airflow_provider_appointments.simulator.oauth import OAuthAPI
 from airflow_provider_appointments.simulator.objects import ObjectsAPI
-from airflow_provider_appointments.simulator.properties import iso_ms
 from airflow_provider_appointments.simulator.properties_api import PropertiesAPI
-from airflow_provider_appointments.simulator.ratelimit import RateLimiter, rate_limit_error
+from airflow_provider_appointments.simulator.ratelimit import rate_limit_error
 from airflow_provider_appointments.simulator.routing import Call, Reply, Route, Router
-from airflow_provider_appointments.simulator.schema import APPOINTMENTS, object_schema
-from airflow_provider_appointments.simulator.shapes import record_body
-from airflow_provider_appointments.simulator.store import Store
+from airflow_provider_appointments.simulator.schema import object_schema
+from airflow_provider_appointments.simulator.state import SimulatorState
 
 MAX_URL_CHARS = 8_000  # longer request targets get 414 (HubSpot's exact limit is not documented)
 JSON_TYPE = b"application/json;charset=utf-8"
 LOOPBACK_CLIENTS = frozenset({"127.0.0.1", "::1", "localhost"})
-OAUTH_VERSIONS = frozenset({"v1", "v3", "2026-03"})
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
-
-
-class Stats:
-    """Request counters: total, per status, per route, 429s; thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.clear()
-
-    def clear(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.rate_limited = 0
-            self.by_status: dict[str, int] = {}
-            self.by_route: dict[str, int] = {}
-
-    def record(self, route: str, status: int | str) -> None:
-        """Count one answered request by route and status."""
-        with self._lock:
-            self.requests += 1
-            key = str(status)
-            self.by_status[key] = self.by_status.get(key, 0) + 1
-            self.by_route[route] = self.by_route.get(route, 0) + 1
-            if status == 429:
-                self.rate_limited += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {"requests": self.requests, "by_status": dict(self.by_status), "rate_limited": self.rate_limited,
-                    "by_route": dict(self.by_route)}
-
-
-class SimulatorState:
-    """The store plus the policies layered on top of it, shared by every request.
-
-    :param config: the simulator's settings.
-    """
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.store = Store(config.seed, config.seed_counts(), config.origin_ms())
-        self.auth = Authenticator(config.tokens, config.token_scopes, config.oauth_clients, config.refresh_tokens,
-                                  config.oauth_token_ttl_s, config.hub_id)
-        self.limiter = RateLimiter(config.requests_per_10s, config.search_requests_per_second, config.daily_limit,
-                                   config.retry_after, config.hub_id)
-        self.faults = FaultInjector(config.faults, config.seed)
-        self.stats = Stats()
-        self._latency = random.Random(config.seed)
-
-    def configure(self, **changes: Any) -> SimulatorConfig:
-        """Change settings while serving: budgets, latency, faults, tokens. Seeding settings apply
-        at the next `reset`."""
-        config = self.config = self.config.changed(**changes)
-        self.auth.configure(config.tokens, config.token_scopes, config.oauth_clients, config.refresh_tokens,
-                            config.oauth_token_ttl_s, config.hub_id)
-        self.limiter.configure(config.requests_per_10s, config.search_requests_per_second, config.daily_limit,
-                               config.retry_after, config.hub_id)
-        self.faults.configure(config.faults)
-        return config
-
-    def reset(self) -> None:
-        """Back to the seeded data; statistics, rate-limit counters and pending 429s cleared.
-        Issued OAuth tokens stay valid."""
-        self.store.reset(self.config.seed, self.config.seed_counts(), self.config.origin_ms())
-        self.stats.clear()
-        self.limiter.clear()
-        self.faults.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {**self.stats.snapshot(), "faults_injected": dict(self.faults.injected),
-                "oauth_tokens_issued": self.auth.issued, "daily_used": self.limiter.daily_used}
-
-    def describe(self, include_appointments: bool) -> dict[str, Any]:
-        """Counts, clock and (optionally) every appointment with all properties and associations."""
-        store = self.store
-        with store.lock:
-            body: dict[str, Any] = {"counts": store.counts(), "clock_origin": iso_ms(store.origin_ms),
-                                    "now": iso_ms(store.now_ms())}
-            if include_appointments:
-                names = list(store.schema(APPOINTMENTS).properties)
-                body["appointments"] = [
-                    {**record_body(record, names),
-                     "associations": {kind: sorted(str(i) for i, types in targets.items() if types)
-                                      for kind, targets in store.associations_of(APPOINTMENTS, record.id).items()
-                                      if any(targets.values())}}
-                    for record in store.iter_records(APPOINTMENTS)]
-        return body
-
-    def latency_s(self) -> float:
-        """The latency to add to the next answer, jitter included (seconds)."""
-        config = self.config
-        if not config.latency_ms and not config.latency_jitter_ms:
-            return 0.0
-        return (config.latency_ms + self._latency.random() * config.latency_jitter_ms) / 1000.0
 
 
 class SimulatorApp:
@@ -149,8 +49,9 @@ class SimulatorApp:
 
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
-        apis = ObjectsAPI(state.store), AssociationsAPI(state.store), PropertiesAPI(state.store)
-        self.router = Router(api_routes(*apis) + self._own_routes())
+        store = state.store
+        apis = ObjectsAPI(store), BatchesAPI(store), AssociationsAPI(store), PropertiesAPI(store)
+        self.router = Router(api_routes(*apis) + own_routes(OAuthAPI(state.auth), AdminAPI(state)))
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -249,51 +150,6 @@ class SimulatorApp:
             await _send_json(send, status, {"status": "error", "message": message, "correlationId": correlation,
                                             "category": "INTERNAL_ERROR"}, {"X-HubSpot-Correlation-Id": correlation})
 
-    # -- OAuth and admin -------------------------------------------------------------------------
-    def _own_routes(self) -> list[Route]:
-        admin = [
-            ("GET", "health", lambda call: Reply(200, {"status": "ok"})),
-            ("GET", "stats", lambda call: Reply(200, self.state.snapshot())),
-            ("GET", "config", lambda call: Reply(200, self.state.config.to_dict())),
-            ("PATCH", "config", self._patch_config),
-            ("POST", "reset", self._reset),
-            ("GET", "state", lambda call: Reply(200, self.state.describe(
-                "appointments" in (call.query_list("include") or [])))),
-            ("POST", "oauth/expire", lambda call: Reply(200, {"expired": self.state.auth.expire_all()})),
-            ("POST", "oauth/revoke", lambda call: Reply(200, {"revoked": self.state.auth.revoke_refresh_tokens(
-                (call.body or {}).get("refresh_token"))})),
-            ("POST", "faults/burst-429", self._burst_429),
-        ]
-        return [Route("POST", "/oauth/{oauth_version}/token", self._token, kind="oauth")] + [
-            Route(method, f"/_simulator/{action}", handler, kind="admin") for method, action, handler in admin]
-
-    def _token(self, call: Call) -> Reply:
-        version = call.params["oauth_version"]
-        if version not in OAUTH_VERSIONS:
-            raise HubSpotHTTPError(404, "OBJECT_NOT_FOUND", f"There is no OAuth API version {version}.")
-        form = dict(parse_qsl(call.raw_body.decode("utf-8", "replace"), keep_blank_values=True))
-        if version == "v1":  # v1 also took client_secret and refresh_token as query parameters
-            form = {**dict(call.query.items()), **form}
-        return Reply(200, self.state.auth.token_grant(form))
-
-    def _patch_config(self, call: Call) -> Reply:
-        if not isinstance(call.body, dict):
-            raise validation_error("PATCH /_simulator/config takes a JSON object of settings to change.")
-        try:
-            config = self.state.configure(**call.body)
-        except (TypeError, ValueError) as problem:
-            raise validation_error(str(problem)) from None
-        return Reply(200, config.to_dict())
-
-    def _reset(self, call: Call) -> Reply:
-        self.state.reset()
-        return Reply(200, {"status": "reset", "counts": self.state.store.counts()})
-
-    def _burst_429(self, call: Call) -> Reply:
-        count = (call.body or {}).get("count", 1) if isinstance(call.body, dict) else 1
-        self.state.faults.force_429(int(count))
-        return Reply(200, {"pending_429": self.state.faults.pending_429})
-
     async def _admin(self, route: Route, params: dict[str, str], scope: dict, receive: Receive, send: Send) -> None:
         client = (scope.get("client") or ("",))[0]
         if client not in LOOPBACK_CLIENTS:
@@ -326,7 +182,8 @@ def _batch_access(operation: str) -> str:
     return "read" if operation == "read" else "write"
 
 
-def api_routes(objects: ObjectsAPI, associations: AssociationsAPI, properties: PropertiesAPI) -> list[Route]:
+def api_routes(objects: ObjectsAPI, batches: BatchesAPI, associations: AssociationsAPI,
+               properties: PropertiesAPI) -> list[Route]:
     """Every HubSpot endpoint the simulator serves, under each path spelling."""
     read, write = _scopes("read"), _scopes("write")
     object_routes: list[tuple[str, str, Callable[[Call], Reply], Any, str]] = [
@@ -345,8 +202,8 @@ def api_routes(objects: ObjectsAPI, associations: AssociationsAPI, properties: P
         ("DELETE", "/{object_id}/associations/{to_type}/{to_id}/{association_type}", associations.delete_typed,
          write, "api"),
     ]
-    for operation in ("create", "read", "update", "upsert", "archive"):
-        object_routes.append(("POST", f"/batch/{operation}", getattr(objects, f"batch_{operation}"),
+    for operation in BATCH_OPERATIONS:
+        object_routes.append(("POST", f"/batch/{operation}", getattr(batches, operation),
                               _scopes(_batch_access(operation)), "api"))
     routes = [Route(method, prefix + suffix, handler, kind=kind, scopes=scopes, version=version)
               for prefix, version in (("/crm/objects/{version}/{object_type}", "v3"),
@@ -375,6 +232,23 @@ def api_routes(objects: ObjectsAPI, associations: AssociationsAPI, properties: P
 
 def _schema_write(call: Call) -> tuple[str, ...]:
     return (f"crm.schemas.{object_schema(call.params['object_type']).name}.write",)
+
+
+def own_routes(oauth: OAuthAPI, admin: AdminAPI) -> list[Route]:
+    """The OAuth token endpoint and the simulator's admin endpoints."""
+    admin_routes: list[tuple[str, str, Callable[[Call], Reply]]] = [
+        ("GET", "health", admin.health),
+        ("GET", "stats", admin.stats),
+        ("GET", "config", admin.get_config),
+        ("PATCH", "config", admin.patch_config),
+        ("POST", "reset", admin.reset),
+        ("GET", "state", admin.describe),
+        ("POST", "oauth/expire", admin.expire_oauth),
+        ("POST", "oauth/revoke", admin.revoke_oauth),
+        ("POST", "faults/burst-429", admin.burst_429),
+    ]
+    return [Route("POST", "/oauth/{oauth_version}/token", oauth.token, kind="oauth")] + [
+        Route(method, f"/_simulator/{action}", handler, kind="admin") for method, action, handler in admin_routes]
 
 
 # -- plumbing ------------------------------------------------------------------------------------

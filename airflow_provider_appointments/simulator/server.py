@@ -23,9 +23,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 import uvicorn
 
-from airflow_provider_appointments.simulator.app import SimulatorApp, SimulatorState
+from airflow_provider_appointments.simulator.app import SimulatorApp
 from airflow_provider_appointments.simulator.config import SimulatorConfig
 from airflow_provider_appointments.simulator.faults import FaultConfig
+from airflow_provider_appointments.simulator.state import SimulatorState
 from airflow_provider_appointments.simulator.store import Store
 
 API_VERSION = "2026-03"
