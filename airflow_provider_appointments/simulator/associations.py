@@ -17,6 +17,8 @@ Associating never changes ``hs_lastmodifieddate`` (model choice).
 
 from __future__ import annotations
 
+import builtins  # AssociationsAPI has a method named list
+from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_appointments.simulator.errors import (
@@ -160,15 +162,9 @@ class AssociationsAPI:
     # -- batches ---------------------------------------------------------------------------------
     def batch_create(self, call: Call) -> Reply:
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
-        started, results, errors = now_iso(), [], []
-        for item in association_inputs(call.body, PAIR_WITH_TYPES):
-            from_raw, to_raw = _pair_ids(item)
-            try:
-                record, _, to_id = self._pair(schema.name, from_raw, to_schema.name, to_raw)
-                type_ids = _type_ids(schema, to_schema, item.get("types"))
-            except HubSpotHTTPError as error:
-                errors.append(error.to_standard_error({"fromObjectId": [from_raw], "toObjectId": [to_raw]}))
-                continue
+        started, results = now_iso(), []
+        errors: builtins.list[dict] = []
+        for record, to_id, type_ids in self._typed_pairs(schema, to_schema, call.body, errors):
             self.store.associate(schema.name, record.id, to_schema.name, to_id, type_ids)
             results.append(labels_between(self.store, record, to_schema.name, to_id))
         return Reply(207 if errors else 201, batch_body(results, errors, started))
@@ -223,9 +219,20 @@ class AssociationsAPI:
     def batch_archive_labels(self, call: Call) -> Reply:
         """Remove the given types; removing the default type removes the labelled ones too."""
         schema, to_schema = object_schema(call.params["from_type"]), object_schema(call.params["to_type"])
-        started, errors = now_iso(), []
+        started = now_iso()
+        errors: builtins.list[dict] = []
         default = default_association_type(schema.name, to_schema.name)
-        for item in association_inputs(call.body, PAIR_WITH_TYPES):
+        for record, to_id, type_ids in self._typed_pairs(schema, to_schema, call.body, errors):
+            everything = default is not None and default.type_id in type_ids
+            self.store.dissociate(schema.name, record.id, to_schema.name, to_id, None if everything else type_ids)
+        return Reply(200, batch_body([], errors, started))
+
+    # -- shared ----------------------------------------------------------------------------------
+    def _typed_pairs(self, schema: ObjectSchema, to_schema: ObjectSchema, body: Any,
+                     errors: builtins.list[dict]) -> Iterator[tuple[Record, int, set[int]]]:
+        """The (source record, target id, type ids) of each valid input of a typed pair batch; the
+        others go to `errors`, naming both sides."""
+        for item in association_inputs(body, PAIR_WITH_TYPES):
             from_raw, to_raw = _pair_ids(item)
             try:
                 record, _, to_id = self._pair(schema.name, from_raw, to_schema.name, to_raw)
@@ -233,11 +240,8 @@ class AssociationsAPI:
             except HubSpotHTTPError as error:
                 errors.append(error.to_standard_error({"fromObjectId": [from_raw], "toObjectId": [to_raw]}))
                 continue
-            everything = default is not None and default.type_id in type_ids
-            self.store.dissociate(schema.name, record.id, to_schema.name, to_id, None if everything else type_ids)
-        return Reply(200, batch_body([], errors, started))
+            yield record, to_id, type_ids
 
-    # -- shared ----------------------------------------------------------------------------------
     def _pair(self, from_name: str, from_raw: str, to_name: str, to_raw: str) -> tuple[Record, ObjectSchema, int]:
         """The active source record, the target type and the id of an active target, or a 404."""
         schema, to_schema = object_schema(from_name), object_schema(to_name)
