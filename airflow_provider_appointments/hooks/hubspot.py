@@ -6,6 +6,8 @@ returns the `AppointmentsClient` (built once per hook), whose methods are the en
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,9 +102,9 @@ class HubSpotAppointmentsHook(BaseHook):
                 401, "INVALID_AUTHENTICATION",
                 f"connection {self.hubspot_conn_id!r} has neither an access token (password) nor an OAuth "
                 "refresh_token (extra)")
+        pacer, search_pacer = _account_pacers(settings, connection.password or extra.get("client_id") or "")
         transport = HubSpotTransport(
-            settings.base_url, auth, limiter=Pacer(settings.requests_per_10s),
-            search_limiter=Pacer.for_search(settings.search_requests_per_second), retry=self.retry_policy,
+            settings.base_url, auth, limiter=pacer, search_limiter=search_pacer, retry=self.retry_policy,
             concurrency=settings.concurrency, timeout=settings.timeout, session=session)
         return AppointmentsClient(transport, settings)
 
@@ -126,6 +128,24 @@ class HubSpotAppointmentsHook(BaseHook):
         except (HubSpotError, ValueError) as error:
             return False, str(error)
         return True, f"connected to {self.settings.base_url} (API {self.settings.api_version})"
+
+
+# One pair of pacers per account and process: tasks that run one after another in a process (dag.test,
+# a DAG's own tests, several hooks in one task) share the account's budgets instead of each starting
+# as if nothing had been sent in the last window.
+_PACERS: dict[tuple[str, str], tuple[Pacer, Pacer]] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _account_pacers(settings: ClientSettings, credential: str) -> tuple[Pacer, Pacer]:
+    """The (10-second, search) pacers of the account behind this host and credential."""
+    key = (settings.base_url, hashlib.sha256(credential.encode()).hexdigest())  # never the credential itself
+    with _PACERS_LOCK:
+        shared = _PACERS.get(key)
+        if shared is None or all(pacer.idle() for pacer in shared):  # idle for a window: start afresh
+            shared = _PACERS[key] = (Pacer(settings.requests_per_10s),
+                                     Pacer.for_search(settings.search_requests_per_second))
+        return shared
 
 
 def _base_url(host: str | None, port: int | None) -> str:

@@ -175,6 +175,13 @@ class Pacer:
             self._ceiling = min(self.utilization, self._ceiling + self.ceiling_step)
 
     # -- the API -------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """Nothing sent within the window and no 429 pause: what it learned may belong to another run."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            return not self._sent and now >= self._blocked_until
+
     def acquire(self) -> float:
         """Wait until a request may be sent, count it as sent, and return the send time."""
         while True:

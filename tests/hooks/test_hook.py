@@ -201,3 +201,18 @@ def test_dedupe_property_must_be_present(hubspot_simulator, monkeypatch):
     with pytest.raises(HubSpotInputError, match=r"input\(s\) \[1\]"):
         hook.batch_create([{"properties": {"external_appointment_id": "A", "hs_appointment_name": "a"}},
                            {"properties": {"hs_appointment_name": "b"}}], dedupe_property="external_appointment_id")
+
+
+def test_hooks_on_one_account_share_its_pacers_until_they_go_idle(hubspot_simulator, monkeypatch):
+    first = client_for(hubspot_simulator, monkeypatch)
+    first.get_appointment("100001")
+    second = client_for(hubspot_simulator, monkeypatch)
+    assert second.transport.limiter is first.transport.limiter  # the second task knows what the first sent
+    assert second.transport.search_limiter is first.transport.search_limiter
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER", json.dumps({"conn_type": "hubspot", "host": hubspot_simulator.url,
+                                                         "password": "pat-another-account"}))
+    other = HubSpotAppointmentsHook("other").get_conn()
+    assert other.transport.limiter is not first.transport.limiter  # another token is another account
+    limiter = first.transport.limiter
+    monkeypatch.setattr(limiter, "_clock", lambda: 10**9)  # a window later, nothing sent since
+    assert client_for(hubspot_simulator, monkeypatch).transport.limiter is not limiter
