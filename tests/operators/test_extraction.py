@@ -102,7 +102,7 @@ def test_deferrable_extract_waits_in_the_triggerer(run_dag, hubspot_simulator_fa
     sim = connect(hubspot_simulator_factory(seed_appointments=30, search_lag_ms=300), monkeypatch)
     start = datetime.now(timezone.utc) - timedelta(seconds=1)
     sim.store.update(sim.store.get("appointments", 100_003), {"hs_appointment_name": "fresh"}, sim.store.now_ms(), "t")
-    end = datetime.now(timezone.utc) + timedelta(seconds=8)  # still ahead when the task starts (after DAG set-up)
+    end = datetime.now(timezone.utc) + timedelta(seconds=12)  # still ahead when the task starts (after DAG set-up)
     result = run_dag(SUITE, "deferred_extract", run_conf={"out": str(tmp_path), "after": start.isoformat(),
                                                            "before": end.isoformat()})
     assert result.state == "success", result.task_states()
@@ -172,6 +172,7 @@ def test_consecutive_windows_with_search_lag_load_the_truth(hubspot_simulator_fa
 
 def test_without_waiting_for_search_the_last_seconds_of_each_window_are_lost(hubspot_simulator_factory,
                                                                             monkeypatch, tmp_path):
-    sim = connect(hubspot_simulator_factory(seed_appointments=300, search_lag_ms=500), monkeypatch)
+    # A lag as long as a window: each window's writes are unseen when it is searched, however late.
+    sim = connect(hubspot_simulator_factory(seed_appointments=300, search_lag_ms=1_500), monkeypatch)
     warehouse, truth = _load_consecutive_windows(sim, tmp_path, search_lag=0)
     assert set(truth) - set(warehouse) or any(warehouse.get(k) != v for k, v in truth.items())

@@ -45,7 +45,7 @@ class TI:
 @pytest.fixture
 def sim(hubspot_simulator_factory, monkeypatch):
     # Latency makes the run long enough to be killed in the middle of it.
-    simulator = hubspot_simulator_factory(seed_appointments=0, latency_ms=15)
+    simulator = hubspot_simulator_factory(seed_appointments=0, latency_ms=30)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", simulator.airflow_connection_json())
     return simulator
 
@@ -138,7 +138,7 @@ def test_a_resumed_upsert_reports_what_an_uninterrupted_one_does(hubspot_simulat
     records = input_file(tmp_path, "U-")
     summaries = []
     for kill in (None, 12):
-        sim = hubspot_simulator_factory(seed_appointments=0, latency_ms=15)
+        sim = hubspot_simulator_factory(seed_appointments=0, latency_ms=30)
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
         settings = {"operator": "HubSpotAppointmentsUpsertOperator", "records": records, "window_rows": 500,
                     "id_property": "external_appointment_id", "checkpoint_path": str(tmp_path / f"ckpt-{kill}")}
