@@ -28,7 +28,7 @@ from airflow_provider_appointments.api.paging import (
 )
 from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult
 from airflow_provider_appointments.api.settings import ClientSettings
-from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
+from airflow_provider_appointments.api.timestamps import MODIFIED, modified_filters, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError, HubSpotInputError
 from airflow_provider_appointments.transport.http import HubSpotTransport
 
@@ -291,9 +291,7 @@ class AppointmentsClient:
         selection = list(dict.fromkeys([*(properties or ()), MODIFIED]))
         seen_at_lower: set[str] = set()
         while True:
-            filters = [{"propertyName": MODIFIED, "operator": "GTE", "value": str(lower)}]
-            if upper is not None:
-                filters.append({"propertyName": MODIFIED, "operator": "LT", "value": str(upper)})
+            filters = modified_filters(lower, upper)
             paginator = OffsetPaginator(max(1, min(page_size, SEARCH_PAGE_MAX)))
             pages = self.iter_search([{"filters": filters}], [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
                                      selection, page_size, paginator=paginator)

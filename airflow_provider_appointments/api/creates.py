@@ -46,13 +46,16 @@ class Creates:
         self.max_attempts = max_attempts
         self.read_by_unique = read_by_unique
         self.update = update
-        call = uuid.uuid4().hex[:12]  # trace ids make HubSpot answer per input (207)
+        self.call = uuid.uuid4().hex[:12]  # trace ids make HubSpot answer per input (207)
         self.endpoint = BatchEndpoint(
             "create", path, idempotent=False, new_default=True, error_keys=("objectWriteTraceId",),
             body=lambda items: {"inputs": items},
             key=lambda item: item["objectWriteTraceId"],
             result_key=lambda result: result.get("objectWriteTraceId"))
-        self.trace = lambda index: f"{call}-{index}"
+
+    def trace(self, index: int) -> str:
+        """The input's ``objectWriteTraceId``: unique within this call."""
+        return f"{self.call}-{index}"
 
     def key_of(self, item: dict, index: int) -> str:
         if self.unique_property:

@@ -117,10 +117,14 @@ class _Streams:
 
 def iter_everything(client: AppointmentsClient, *, properties: Sequence[str] | None = None,
                     properties_with_history: Sequence[str] | None = None, associations: Sequence[str] = (),
-                    plan: ExtractPlan | None = None) -> Iterator[list[dict]]:
-    """Every (unarchived) appointment exactly once: the list stream and keyset searches at once."""
+                    plan: ExtractPlan | None = None,
+                    bounds: tuple[int, int, int] | None = None) -> Iterator[list[dict]]:
+    """Every (unarchived) appointment exactly once: the list stream and keyset searches at once.
+
+    :param bounds: `AppointmentsClient.id_bounds()` when the caller has read them already.
+    """
     plan = plan or ExtractPlan()
-    bounds = client.id_bounds()
+    bounds = bounds or client.id_bounds()
     if bounds is None:
         return
     lowest, highest, total = bounds

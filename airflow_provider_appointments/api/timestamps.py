@@ -20,6 +20,12 @@ def to_epoch_ms(moment: datetime | int | str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def modified_filters(lower_ms: int | None, upper_ms: int | None) -> list[dict]:
+    """Search filters for ``lower_ms <= hs_lastmodifieddate < upper_ms`` (a None bound is open)."""
+    return [{"propertyName": MODIFIED, "operator": operator, "value": str(bound)}
+            for operator, bound in (("GTE", lower_ms), ("LT", upper_ms)) if bound is not None]
+
+
 def created_ms(record: dict) -> int:
     """When a record was created (-1 when the answer does not say)."""
     stamp = record.get("createdAt") or (record.get("properties") or {}).get("hs_createdate")

@@ -71,9 +71,14 @@ class HubSpotAppointmentsHook(BaseHook):
         return f"HubSpotAppointmentsHook(hubspot_conn_id={self.hubspot_conn_id!r})"
 
     @cached_property
+    def airflow_connection(self) -> Any:
+        """The Airflow connection, read once (a secrets backend may be a network call)."""
+        return self.get_connection(self.hubspot_conn_id)
+
+    @cached_property
     def settings(self) -> ClientSettings:
         """The connection parsed once; anything it does not set keeps `ClientSettings`' default."""
-        connection = self.get_connection(self.hubspot_conn_id)
+        connection = self.airflow_connection
         extra = connection.extra_dejson or {}
         values: dict[str, Any] = {}
         for key, (name, kind) in EXTRA_SETTINGS.items():
@@ -89,7 +94,7 @@ class HubSpotAppointmentsHook(BaseHook):
     def conn(self) -> AppointmentsClient:
         """The client, built once: connection → auth → transport (pacing, retries) → endpoints."""
         settings = self.settings
-        connection = self.get_connection(self.hubspot_conn_id)
+        connection = self.airflow_connection
         extra = connection.extra_dejson or {}
         session = requests.Session()
         if connection.password:

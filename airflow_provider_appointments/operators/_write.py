@@ -7,6 +7,7 @@ refuses locally), and how those inputs are sent. Everything else runs here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -134,8 +135,6 @@ class Tally:
 
 def fingerprint(records: Any, settings: dict[str, Any]) -> str:
     """What makes a checkpoint valid: the same input (path, size, mtime, or content) and the same settings."""
-    import hashlib
-
     source: Any
     if isinstance(records, (str, os.PathLike)) and "://" not in str(records) and os.path.exists(records):
         stat = os.stat(records)
@@ -143,7 +142,11 @@ def fingerprint(records: Any, settings: dict[str, Any]) -> str:
     elif isinstance(records, (str, os.PathLike)):
         source = str(records)
     elif isinstance(records, pd.DataFrame):
-        source = str(pd.util.hash_pandas_object(records, index=True).sum()) + repr(list(records.columns))
+        try:  # row by row, in order
+            digest = hashlib.sha256(pd.util.hash_pandas_object(records, index=True).to_numpy().tobytes())
+        except TypeError:  # unhashable cells, such as the lists of a multi-select column
+            digest = hashlib.sha256(records.to_json(orient="split", default_handler=str).encode())
+        source = digest.hexdigest() + repr(list(records.columns))
     else:
         source = hashlib.sha256(json.dumps(records, default=str, sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(json.dumps([source, settings], default=str, sort_keys=True).encode()).hexdigest()[:32]
@@ -339,7 +342,7 @@ class HubSpotWriteOperator(BaseOperator):
 
     def _progress(self, client: AppointmentsClient) -> Progress:
         records = self.input_records
-        total = len(records) if isinstance(records, (list, tuple, pd.DataFrame)) else None
+        total = len(records) if is_data(records) else None
         return Progress(self.log, self.operation + (" (dry run)" if self.is_dry_run else ""), total,
                         lambda: (client.transport.rate_limited, client.transport.retries))
 

@@ -12,7 +12,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.extraction import ExtractPlan, iter_everything, iter_window
-from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
+from airflow_provider_appointments.api.timestamps import modified_filters, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.lineage import extract_lineage
@@ -193,11 +193,14 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         properties = list(self.properties or schema.names())
         writer = ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,
                                self.properties_with_history)
-        total = self._search_total(client, after, before)
+        # A full extract needs the id range anyway; its answer carries search's total too.
+        bounds = client.id_bounds() if self._is_full(after, before) else None
+        total = (bounds[2] if bounds else 0) if self._is_full(after, before) else \
+            self._search_total(client, after, before)
         progress = Progress(self.log, "extract", total,
                             lambda: (client.transport.rate_limited, client.transport.retries))
         pages = 0
-        for page in self._pages(client, properties, after, before):
+        for page in self._pages(client, properties, after, before, bounds):
             writer.write_page(page)
             pages += 1
             progress.add(len(page))
@@ -231,12 +234,14 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         """Search's count of what this extract should hold (None for archived extracts: search has none)."""
         if self.archived:
             return None
-        filters = [{"propertyName": MODIFIED, "operator": operator, "value": str(to_epoch_ms(moment))}
-                   for operator, moment in (("GTE", after), ("LT", before)) if moment is not None]
+        filters = modified_filters(to_epoch_ms(after) if after else None, to_epoch_ms(before) if before else None)
         return client.search_total([{"filters": filters}] if filters else [])
 
+    def _is_full(self, after: datetime | None, before: datetime | None) -> bool:
+        return not self.archived and after is None and before is None
+
     def _pages(self, client: AppointmentsClient, properties: list[str], after: datetime | None,
-               before: datetime | None) -> Iterator[list[dict]]:
+               before: datetime | None, bounds: tuple[int, int, int] | None) -> Iterator[list[dict]]:
         if self.archived:
             for page in client.iter_appointments(properties=properties, archived=True,
                                                  properties_with_history=self.properties_with_history,
@@ -245,9 +250,10 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
                     page = [r for r in page if _in_window(r.get("archivedAt") or r.get("updatedAt"), after, before)]
                 yield page
         elif after is None and before is None:
-            yield from iter_everything(client, properties=properties, associations=self.associations,
-                                       properties_with_history=self.properties_with_history,
-                                       plan=ExtractPlan(search_streams=self.search_streams))
+            if bounds is not None:  # None: the account has no appointments
+                yield from iter_everything(client, properties=properties, associations=self.associations,
+                                           properties_with_history=self.properties_with_history,
+                                           plan=ExtractPlan(search_streams=self.search_streams), bounds=bounds)
         else:
             assert before is not None
             yield from iter_window(client, after, before, properties=properties, associations=self.associations,

@@ -7,7 +7,7 @@ Each declares how a window of input rows becomes client inputs and how they are 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_appointments.api.client import AppointmentsClient
@@ -201,33 +201,47 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         if not self.verify_exists:
             return client.batch_archive(inputs.items, batch_size=self.batch_size)
+        found = _existence(client, inputs.items)
         result = BatchResult(self.operation)
-        active = client.batch_read(inputs.items)
-        missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
-        archived = client.batch_read([inputs.items[i] for i in missing], archived=True) if missing \
-            else BatchResult("read")
-        for position, outcome in zip(missing, archived.outcomes):
+        for position, outcome in found.archived.items():
             result.outcomes.append(
                 RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
                 if outcome.succeeded else replace(outcome, index=position, message=(
                     f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)")))
-        present = [outcome.index for outcome in active.outcomes if outcome.succeeded]
-        sent = client.batch_archive([inputs.items[i] for i in present], batch_size=self.batch_size)
-        result.outcomes += [replace(outcome, index=present[outcome.index]) for outcome in sent.outcomes]
-        result.batches = active.batches + archived.batches + sent.batches
-        result.requests = active.requests + archived.requests + sent.requests
+        sent = client.batch_archive([inputs.items[i] for i in found.active], batch_size=self.batch_size)
+        result.outcomes += [replace(outcome, index=found.active[outcome.index]) for outcome in sent.outcomes]
+        result.batches = found.batches + sent.batches
+        result.requests = found.requests + sent.requests
         return result
+
+
+@dataclass(frozen=True)
+class _Existence:
+    """Where archive's ids stand: positions of active ones, and the archived read's outcome of the rest
+    (succeeded: already archived; failed: no such appointment)."""
+
+    active: list[int]
+    archived: dict[int, RecordOutcome]
+    batches: int
+    requests: int
+
+
+def _existence(client: AppointmentsClient, ids: list[str]) -> _Existence:
+    """Two batch reads: the ids as active records, then the missing ones as archived records."""
+    active = client.batch_read(ids)
+    missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
+    archived = client.batch_read([ids[i] for i in missing], archived=True) if missing else BatchResult("read")
+    return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded],
+                      dict(zip(missing, archived.outcomes)), active.batches + archived.batches,
+                      active.requests + archived.requests)
 
 
 def _plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow]:
     """Archive's dry run: ids that exist would be archived, archived ones stay, unknown ones are refused."""
-    active = client.batch_read(ids)
-    missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
-    archived = {outcome.key for outcome in client.batch_read([ids[i] for i in missing], archived=True).outcomes
-                if outcome.succeeded} if missing else set()
-    return [PlannedRow(position, key, "archive") if position not in missing else
-            PlannedRow(position, key, "unchanged", reason="already archived") if key in archived else
-            PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist")
+    found = _existence(client, ids)
+    return [PlannedRow(position, key, "archive") if position not in found.archived else
+            PlannedRow(position, key, "unchanged", reason="already archived") if found.archived[position].succeeded
+            else PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist")
             for position, key in enumerate(ids)]
 
 

@@ -7,17 +7,15 @@ that are none.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.records.properties import PropertyDefinition, PropertySchema
 
 
 def _epoch_ms(text: str) -> int | None:
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        return to_epoch_ms(text)
     except ValueError:
         return None
 

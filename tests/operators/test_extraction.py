@@ -138,10 +138,13 @@ def _load_consecutive_windows(sim, tmp_path: Path, search_lag: float, windows: i
     stop = threading.Event()
 
     def keep_writing() -> None:
-        number = 0
-        while datetime.now(timezone.utc) < edges[-1] and not stop.is_set():
+        number, last_edge_ms = 0, int(edges[-1].timestamp() * 1000)
+        while not stop.is_set():
+            at_ms = sim.store.now_ms()
+            if at_ms >= last_edge_ms:  # stamped before the last edge, or not written: the truth is exact
+                return
             record = sim.store.get("appointments", 100_001 + number % 300)
-            sim.store.update(record, {"hs_appointment_name": f"v{number}"}, sim.store.now_ms(), "test")
+            sim.store.update(record, {"hs_appointment_name": f"v{number}"}, at_ms, "test")
             number += 1
             time.sleep(0.01)
 

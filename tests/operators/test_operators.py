@@ -185,6 +185,18 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
     assert len(pd.read_parquet(tmp_path / "ids.parquet")) == 450 and not (tmp_path / "ckpt").exists()
 
 
+def test_checkpoint_fingerprints_tell_inputs_apart_whatever_their_cells_hold():
+    from airflow_provider_appointments.operators._write import fingerprint
+
+    services = pd.DataFrame({"hs_appointment_services": [["LAB", "IMAGING"], ["THERAPY"]], "n": [1, 2]})
+    assert fingerprint(services, {}) == fingerprint(services.copy(), {})  # lists cannot be hashed by pandas
+    assert fingerprint(services, {}) != fingerprint(services.iloc[::-1].reset_index(drop=True), {})
+    plain = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert fingerprint(plain, {}) != fingerprint(plain.iloc[::-1].reset_index(drop=True), {})  # order matters
+    assert fingerprint(plain, {}) != fingerprint(plain, {"batch_size": 50})
+    assert fingerprint([{"a": float("nan")}], {}) == fingerprint([{"a": float("nan")}], {})
+
+
 def test_checkpoints_work_on_object_storage_uris(tmp_path):
     from airflow_provider_appointments.operators.checkpoint import Checkpoint, WindowResult
 
