@@ -29,6 +29,7 @@ from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.checkpoint import Checkpoint, WindowResult
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
+from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.formats import asset_uri
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import (
@@ -58,6 +59,13 @@ def check_batch_size(batch_size: int) -> int:
 def local_failure(input_row: int, key: str | None, category: str, message: str) -> RecordOutcome:
     """A row that fails before any request (bad value, duplicate key, missing id)."""
     return RecordOutcome(input_row, key, False, category=category, message=message)
+
+
+def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
+                  record: dict) -> PlannedRow:
+    """Dry run: what writing `properties` to an existing `record` would do (compared per property type)."""
+    diff = changes(schema, properties, record.get("properties") or {})
+    return PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None)
 
 
 def row_key(value: Any) -> str | None:

@@ -16,9 +16,9 @@ from airflow_provider_appointments.operators._write import (
     Window,
     WindowInputs,
     local_failure,
+    planned_write,
     row_key,
 )
-from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.reports import PlannedRow
 
 if TYPE_CHECKING:
@@ -165,7 +165,6 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             result.outcomes = [replace(outcome, key=keys[outcome.index]) for outcome in result.outcomes]
         return result
 
-
     def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         unique = self.unique_property
         keys = [str(item["properties"].get(unique or "")) for item in inputs.items] if unique else \
@@ -184,6 +183,5 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             elif self.on_existing == "fail":
                 plans.append(PlannedRow(position, key, "refused", reason=f"{exists} (on_existing='fail')"))
             else:
-                diff = changes(self.schema, item["properties"], record.get("properties") or {})
-                plans.append(PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None))
+                plans.append(planned_write(self.schema, position, key, item["properties"], record))
         return plans

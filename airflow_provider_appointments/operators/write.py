@@ -18,9 +18,9 @@ from airflow_provider_appointments.operators._write import (
     Window,
     WindowInputs,
     local_failure,
+    planned_write,
     row_key,
 )
-from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.writers import read_extract
 
@@ -150,8 +150,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
             if record is None:
                 plans.append(PlannedRow(position, key, "create"))
             else:
-                diff = changes(self.schema, item["properties"], record.get("properties") or {})
-                plans.append(PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None))
+                plans.append(planned_write(self.schema, position, key, item["properties"], record))
         return plans
 
     def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
