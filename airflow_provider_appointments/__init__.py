@@ -37,6 +37,26 @@ def get_provider_info() -> dict:
                                    "airflow_provider_appointments.operators.write"],
             }
         ],
+        "config": {
+            "hubspot": {
+                "description": "Options of the HubSpot Appointments provider.",
+                "options": {
+                    "checkpoint_base": {
+                        "description": (
+                            "Where the write operators keep their checkpoints by default: one folder per task "
+                            "instance (dag, run, task, map index) under this base, so that a killed and retried "
+                            "task sends nothing twice. A local folder works when retries run on the same machine "
+                            "(LocalExecutor); with Celery, Kubernetes or any executor whose retries may run "
+                            "elsewhere, use shared storage (any URI Airflow's ObjectStoragePath understands). "
+                            "Empty: $AIRFLOW_HOME/hubspot_checkpoints."),
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/hubspot-checkpoints",
+                        "default": "",
+                    },
+                },
+            },
+        },
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_appointments.hooks.hubspot.HubSpotAppointmentsHook",

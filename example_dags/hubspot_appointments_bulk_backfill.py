@@ -1,17 +1,17 @@
 """Bulk backfill: a large CSV or Parquet export from another system → upsert into HubSpot by a unique key.
 
 The input is split into shards (streamed, never loaded whole) and each shard is upserted by a mapped
-task instance, so the backfill spreads over as many workers as the ``hubspot_api`` pool allows.
-Size the pool to the HubSpot budget: every task paces itself on HubSpot's rate-limit headers, so the
-tasks sharing one account slow down together, but each also keeps ``concurrency`` requests in flight;
-``pool slots × concurrency`` around 10–20 keeps an account with 190 requests / 10 s busy without
-queueing. Create the pool once with::
+task instance; at most ``MAX_PARALLEL_SHARDS`` of them run at once (``max_active_tis_per_dagrun``).
+Every task paces itself on HubSpot's rate-limit headers, so the tasks sharing one account slow down
+together, but each also keeps ``concurrency`` requests in flight: ``shards in parallel × concurrency``
+around 10–20 keeps an account with 190 requests / 10 s busy without queueing. To share the budget
+with other DAGs, put the task in a pool (``pool="hubspot_api"``) after creating it, e.g.
+``airflow pools set hubspot_api 4 "HubSpot API budget"``: a task whose pool does not exist never starts.
 
-    airflow pools set hubspot_api 4 "HubSpot API budget (190 requests / 10 s)"
-
-Each shard writes its failure report, id map and checkpoint next to the input. A shard task that is
-killed and retried resumes from its last completed window instead of starting over; upserts by
-``external_appointment_id`` are idempotent, so nothing is written twice.
+Each shard writes its failure report and id map next to the input; its checkpoint is the default one
+(one per mapped task instance under ``[hubspot] checkpoint_base``). A shard task that is killed and
+retried resumes where it stopped instead of starting over; upserts by ``external_appointment_id`` are
+idempotent, so nothing is written twice.
 
 Trigger with ``{"input_path": "/data/legacy_appointments.csv"}`` (CSV, Parquet or JSON Lines).
 """
@@ -28,6 +28,7 @@ from airflow_provider_appointments.operators.appointments import HubSpotAppointm
 
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
 DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
+MAX_PARALLEL_SHARDS = 4
 
 
 @dag(
@@ -88,7 +89,6 @@ def hubspot_appointments_bulk_backfill() -> None:
                 "row_offset": index * per_shard,
                 "failures_path": str(source.parent / f"{source.stem}.{path.stem}.failures.parquet"),
                 "id_map_path": str(source.parent / f"{source.stem}.{path.stem}.id_map.parquet"),
-                "checkpoint_path": str(source.parent / f"{source.stem}.{path.stem}.checkpoint"),
             }
             for index, path in enumerate(paths)
         ]
@@ -96,7 +96,7 @@ def hubspot_appointments_bulk_backfill() -> None:
     upserts = HubSpotAppointmentsUpsertOperator.partial(
         task_id="upsert_shard",
         id_property="external_appointment_id",
-        pool="hubspot_api",
+        max_active_tis_per_dagrun=MAX_PARALLEL_SHARDS,
         max_failed_ratio=0.05,  # past 5 % bad rows in a shard, fail that shard (after writing its report)
     ).expand_kwargs(split_input())
 

@@ -5,7 +5,9 @@
    appointment is created twice. The id map (input row → new HubSpot id) is written for step 2.
 2. ``associate_contacts`` links each new appointment to its contact, resolving the appointment id
    from the booking's key through the id map.
-3. ``find_cancelled`` searches HubSpot for cancelled appointments and ``archive_cancelled`` archives them.
+3. ``find_cancelled`` searches HubSpot for cancelled appointments — all of them, keyset-paged past
+   search's 10,000-result cap — and writes their ids to a file (not XCom: it may be millions of ids);
+   ``archive_cancelled`` archives the ids in that file.
 4. ``report`` prints the per-record results: what succeeded and, for every failure, HubSpot's reason.
 
 Trigger with ``{"bookings_path": "/data/new_bookings.csv"}``: one row per booking with the appointment
@@ -63,12 +65,24 @@ def hubspot_appointments_lifecycle() -> None:
     )
 
     @task
-    def find_cancelled() -> list[dict]:
-        """Ids of every cancelled appointment, found through HubSpot's search."""
+    def find_cancelled(run_id: str | None = None) -> str:
+        """The ids of every cancelled appointment, found through HubSpot's search, in a Parquet file."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from airflow_provider_appointments.records.storage import published
+
         client = HubSpotAppointmentsHook().get_conn()
         canceled = {"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}
-        pages = client.iter_search([{"filters": [canceled]}], properties=["hs_appointment_status"])
-        return [{"id": record["id"]} for page in pages for record in page]
+        path = f"{DATA_DIR}/lifecycle/{str(run_id).replace(':', '_').replace('+', '_')}/cancelled_ids.parquet"
+        schema = pa.schema([("id", pa.string())])
+        found = 0
+        with published(path) as handle, pq.ParquetWriter(handle, schema) as writer:
+            for page in client.iter_search_all([{"filters": [canceled]}], properties=["hs_appointment_status"]):
+                writer.write_table(pa.table({"id": [str(record["id"]) for record in page]}, schema=schema))
+                found += len(page)
+        print(f"{found} cancelled appointments → {path}")
+        return path
 
     cancelled = find_cancelled()
     archive = HubSpotAppointmentsArchiveOperator(

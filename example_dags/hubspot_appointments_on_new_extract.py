@@ -29,8 +29,15 @@ def hubspot_appointments_on_new_extract() -> None:
 
         counts: dict[str, int] = {}
         files = []
+        seen = set()
+        # Airflow lists each event under its asset and again under the alias it came through: count it once.
         for events in (triggering_asset_events or {}).values():
             for event in events:
+                identity = (event.asset.uri, event.source_dag_id, event.source_run_id, event.source_task_id,
+                            event.source_map_index, str(event.timestamp))
+                if identity in seen:
+                    continue
+                seen.add(identity)
                 path = event.asset.uri.removeprefix("file://")
                 files.append(path)
                 if event.extra.get("records"):

@@ -1,9 +1,12 @@
 """Warehouse load: appointments modified in each data interval → Parquet → merged into a table keyed by ``id``.
 
-Each run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
+Each scheduled run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
 ``hs_lastmodifieddate``, searched only once the interval's end is ``search_lag`` old (HubSpot's search
 index lags writes; the wait is deferred to the triggerer), so consecutive runs neither miss nor repeat
-a record and ``catchup`` loads history interval by interval. A second extract picks up appointments
+a record and ``catchup`` loads history interval by interval. A manual run (Airflow 3 triggers those
+without a logical date, so without a data interval) loads the timetable's last complete interval up
+to now, or, with ``{"until": "<ISO 8601 moment>"}``, from the start of the interval holding that
+moment up to it. A second extract picks up appointments
 archived in the interval, so deletions in HubSpot are reflected (``archived = true``). The merge
 deletes then inserts by ``id`` in one transaction: re-running an interval replaces rows, never
 duplicates them.
@@ -30,7 +33,9 @@ after loading the Parquet file into the staging table (e.g. ``COPY INTO`` / ``S3
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
@@ -43,6 +48,7 @@ DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "
 SEARCH_LAG_S = float(os.environ.get("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", 120))
 WAREHOUSE = os.environ.get("HUBSPOT_APPOINTMENTS_WAREHOUSE", str(DATA_DIR / "warehouse.duckdb"))
 
+SCHEDULE = "0 0 * * *"  # daily intervals, midnight to midnight UTC
 # A fixed column list keeps the warehouse schema stable when someone adds a property in HubSpot.
 PROPERTIES = [
     "hs_appointment_name",
@@ -56,13 +62,12 @@ PROPERTIES = [
     "external_appointment_id",
     "hs_lastmodifieddate",
 ]
-INTERVAL_DIR = f"{DATA_DIR}/extracts/{{{{ data_interval_start | ts_nodash }}}}"
 
 
 @dag(
     dag_id="hubspot_appointments_warehouse_load",
     # A data-interval timetable: each run covers [data_interval_start, data_interval_end), the day before it.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=True,
     max_active_runs=1,  # merges into one table: one interval at a time
@@ -72,24 +77,43 @@ INTERVAL_DIR = f"{DATA_DIR}/extracts/{{{{ data_interval_start | ts_nodash }}}}"
     tags=["hubspot", "appointments", "warehouse"],
 )
 def hubspot_appointments_warehouse_load() -> None:
+    @task(multiple_outputs=True)
+    def interval(params: dict | None = None, data_interval_start: Any = None, data_interval_end: Any = None) -> dict:
+        """The window this run loads: its data interval, or for a manual run the last one up to now / `until`."""
+        from croniter import croniter
+
+        until = pendulum.parse(params["until"]) if params and params.get("until") else None
+        if data_interval_start is not None and data_interval_end is not None:
+            start, end = pendulum.instance(data_interval_start), until or pendulum.instance(data_interval_end)
+        elif until is not None:  # a manual run without a logical date: from the interval's start up to `until`
+            start, end = pendulum.instance(croniter(SCHEDULE, until).get_prev(datetime)), until
+        else:  # the last complete interval
+            boundaries = croniter(SCHEDULE, pendulum.now("UTC"))
+            end = pendulum.instance(boundaries.get_prev(datetime))
+            start = pendulum.instance(boundaries.get_prev(datetime))
+        folder = f"{DATA_DIR}/extracts/{start.strftime('%Y%m%dT%H%M%S')}"
+        return {"start": start.isoformat(), "end": end.isoformat(), "modified_path": f"{folder}/modified.parquet",
+                "archived_path": f"{folder}/archived.parquet"}
+
+    window = interval()
     modified = HubSpotAppointmentsExtractOperator(
         task_id="extract_modified",
-        modified_after="{{ data_interval_start }}",
-        modified_before="{{ params.until or data_interval_end }}",
+        modified_after=window["start"],
+        modified_before=window["end"],
         search_lag=SEARCH_LAG_S,
         deferrable=True,  # the wait for the search index holds no worker slot
         properties=PROPERTIES,
         associations=["contacts"],
-        output_path=f"{INTERVAL_DIR}/modified.parquet",
+        output_path=window["modified_path"],
     )
     archived = HubSpotAppointmentsExtractOperator(
         task_id="extract_archived",
         archived=True,
-        modified_after="{{ data_interval_start }}",
-        modified_before="{{ params.until or data_interval_end }}",
+        modified_after=window["start"],
+        modified_before=window["end"],
         properties=PROPERTIES,
         associations=["contacts"],
-        output_path=f"{INTERVAL_DIR}/archived.parquet",
+        output_path=window["archived_path"],
     )
 
     @task

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_appointments.api.results import (
     BATCH_LIMIT,
@@ -17,12 +17,32 @@ from airflow_provider_appointments.api.results import (
     RecordOutcome,
     chunked,
     failed_outcome,
+    first_of_each_key,
     map_answer,
+    repeated_input,
 )
 from airflow_provider_appointments.errors import HubSpotError
 from airflow_provider_appointments.transport.http import HubSpotTransport
 
 Chunk = list[tuple[int, Any]]
+
+
+def UNKEYED(item: Any) -> str:  # noqa: N802 - a marker, passed as `distinct`
+    """`BatchRunner.run(distinct=UNKEYED)`: inputs have no key of their own (creates without a unique
+    property); each is distinct by its position."""
+    raise TypeError("UNKEYED is a marker, not a key function")
+
+
+class ChunkObserver(Protocol):
+    """Told of each request of a batch call as it goes (a checkpoint journal); called from sender threads.
+
+    ``sending`` comes before a chunk's request with the positions (in the call's inputs) it carries;
+    ``settled`` after, with their final outcomes.
+    """
+
+    def sending(self, positions: list[int]) -> None: ...
+
+    def settled(self, outcomes: list[RecordOutcome]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -85,36 +105,49 @@ class BatchRunner:
                           correlation_id=answer.headers.get("X-HubSpot-Correlation-Id"))
 
     def run(self, endpoint: BatchEndpoint, inputs: Sequence[Any], batch_size: int = BATCH_LIMIT,
-            send: Callable[[Chunk], list[RecordOutcome]] | None = None) -> BatchResult:
+            send: Callable[[Chunk], list[RecordOutcome]] | None = None,
+            distinct: Callable[[Any], str] | None = None, observer: ChunkObserver | None = None) -> BatchResult:
         """Chunk `inputs`, send the chunks concurrently, and gather one outcome per input in order.
+
+        An input whose key (``distinct``, default ``endpoint.key``) repeats an earlier input's is not
+        sent: it fails ``DUPLICATE_INPUT_KEY``, so no answer is ever shared by two inputs
+        (``distinct=UNKEYED``: each input is distinct by its position).
 
         :param send: sends one chunk (default: `BatchRunner.send` of `endpoint`); creates wrap it to
             reconcile lost answers.
+        :param observer: told before and after each chunk's request (a checkpoint journal).
         """
-        indexed = list(enumerate(inputs))
+        keys = [(distinct or endpoint.key)(item) for item in inputs] if distinct is not UNKEYED else \
+            [str(position) for position in range(len(inputs))]
+        firsts, repeats = first_of_each_key(keys)
+        indexed = [(position, inputs[position]) for position in firsts]
         chunks = [list(chunk) for chunk in chunked(indexed, batch_size)]
         result = BatchResult(endpoint.operation, batches=len(chunks))
-        if not chunks:
-            return result
         lock = threading.Lock()
         kept: list[dict] = []
 
         def send_one(chunk: Chunk) -> list[RecordOutcome]:
+            if observer is not None:
+                observer.sending([position for position, _ in chunk])
             if send is not None:
-                return send(chunk)
-            records: list[dict] | None = [] if endpoint.keep_records else None
-            outcomes = self.send(endpoint, chunk, records)
-            with lock:
-                kept.extend(records or [])
+                outcomes = send(chunk)
+            else:
+                records: list[dict] | None = [] if endpoint.keep_records else None
+                outcomes = self.send(endpoint, chunk, records)
+                with lock:
+                    kept.extend(records or [])
+            if observer is not None:
+                observer.settled(outcomes)
             return outcomes
 
         before = self.transport.requests_sent
         workers = max(1, min(self.concurrency, len(chunks)))
-        if workers == 1:
+        if workers <= 1:
             gathered = [send_one(chunk) for chunk in chunks]
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"hubspot-{endpoint.operation}") as pool:
                 gathered = list(pool.map(send_one, chunks))
+        gathered.append([repeated_input(position, keys[position], first) for position, first in repeats.items()])
         result.outcomes = sorted(itertools.chain.from_iterable(gathered), key=lambda outcome: outcome.index)
         result.records = kept
         result.requests = self.transport.requests_sent - before

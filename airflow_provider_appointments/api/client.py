@@ -16,11 +16,12 @@ from airflow_provider_appointments.api.associations import (
     association_input,
     explain_association_error,
 )
-from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner
+from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner, ChunkObserver
 from airflow_provider_appointments.api.creates import ON_EXISTING, Creates
 from airflow_provider_appointments.api.paging import (
     SEARCH_RESULT_CAP,
     CursorPaginator,
+    KeysetPaginator,
     OffsetPaginator,
     PageRequest,
     TimestampFrontier,
@@ -274,6 +275,16 @@ class AppointmentsClient:
         for page in paginate(self._search_page, PageRequest(body=body), paginator or OffsetPaginator(limit)):
             yield page.get("results", [])
 
+    def iter_search_all(self, filter_groups: list[dict], properties: Sequence[str] | None = None,
+                        page_size: int = SEARCH_PAGE_MAX) -> Iterator[list[dict]]:
+        """Every appointment a search matches, past search's 10,000-result cap: keyset-paged by id
+        (ascending), so nothing is skipped or repeated however many match. Each filter group gains
+        one filter (``hs_object_id GT …``), so a group may hold at most five of its own."""
+        paginator = KeysetPaginator(filter_groups, max(1, min(page_size, SEARCH_PAGE_MAX)), OBJECT_ID)
+        body = {"properties": list(dict.fromkeys([*(properties or ()), OBJECT_ID]))}
+        for page in paginate(self._search_page, paginator.first_request(body), paginator):
+            yield page.get("results", [])
+
     def iter_modified(self, modified_after: datetime | int | str | None = None,
                       modified_before: datetime | int | str | None = None,
                       properties: Sequence[str] | None = None, page_size: int = SEARCH_PAGE_MAX,
@@ -362,7 +373,7 @@ class AppointmentsClient:
 
     def batch_create(self, inputs: Sequence[dict], *, dedupe_property: str | None = None,
                      on_existing: str = "skip", created_since: datetime | int | None = None,
-                     batch_size: int = BATCH_LIMIT) -> BatchResult:
+                     batch_size: int = BATCH_LIMIT, observer: ChunkObserver | None = None) -> BatchResult:
         """Create appointments: ``inputs`` are ``{"properties": {...}, "associations": [...]}``.
 
         With `dedupe_property` (a unique-value property every input carries) nothing is created twice:
@@ -374,13 +385,14 @@ class AppointmentsClient:
 
         :param created_since: records found by the read-back and created at or after this moment
             count as created by this call: a resumed task passes the moment its interrupted attempt
-            started the window.
+            started sending them.
+        :param observer: told before and after each request (a checkpoint journal).
         """
         creates = Creates(self.batches, f"{self.objects_path}/batch/create", unique_property=dedupe_property,
                           on_existing=on_existing, created_since=created_since,
                           max_attempts=self.transport.retry.max_attempts, read_by_unique=self.read_by_unique,
                           update=self.batch_update)
-        return creates.run(inputs, batch_size)
+        return creates.run(inputs, batch_size, observer)
 
     def read_by_unique(self, unique_property: str, values: Sequence[str],
                        properties: Sequence[str] = ()) -> dict[str, dict]:
@@ -407,7 +419,8 @@ class AppointmentsClient:
         return self.batches.run(endpoint, list(inputs), batch_size)
 
     def batch_upsert(self, inputs: Sequence[dict], *, id_property: str, batch_size: int = BATCH_LIMIT,
-                     created_since: datetime | int | None = None) -> BatchResult:
+                     created_since: datetime | int | None = None,
+                     observer: ChunkObserver | None = None) -> BatchResult:
         """Create or update by a unique property: ``inputs`` are ``{"id": <value>, "properties": {...}}``.
 
         Replaying an upsert is harmless, so it is retried like any idempotent request.
@@ -422,13 +435,14 @@ class AppointmentsClient:
                 **(item.get("properties") or {}), id_property: str(item["id"])}} for item in items]},
             result_key=_by_property(id_property), error_keys=("ids", "id", id_property),
             created_since_ms=to_epoch_ms(created_since) if created_since is not None else None)
-        return self.batches.run(endpoint, list(inputs), batch_size)
+        return self.batches.run(endpoint, list(inputs), batch_size, observer=observer)
 
-    def batch_archive(self, ids: Sequence[str], *, batch_size: int = BATCH_LIMIT) -> BatchResult:
+    def batch_archive(self, ids: Sequence[str], *, batch_size: int = BATCH_LIMIT,
+                      observer: ChunkObserver | None = None) -> BatchResult:
         """Archive (move to the recycling bin); HubSpot answers 204 even for ids that do not exist."""
         endpoint = BatchEndpoint("archive", f"{self.objects_path}/batch/archive", key=str, result_key=_by_id,
                                  body=lambda keys: {"inputs": [{"id": key} for key in keys]})
-        return self.batches.run(endpoint, [str(value) for value in ids], batch_size)
+        return self.batches.run(endpoint, [str(value) for value in ids], batch_size, observer=observer)
 
     # -- associations --------------------------------------------------------------------------
     def get_association_labels(self, to_object_type: str, from_object_type: str = OBJECT_TYPE) -> list[dict]:
@@ -473,8 +487,8 @@ class AppointmentsClient:
                 f"{segment(to_object_id)}/{segment(type_id)}")
         return self.transport.request("PUT", path).body
 
-    def batch_associate(self, inputs: Sequence[dict], *, to_object_type: str,
-                        batch_size: int = BATCH_LIMIT) -> BatchResult:
+    def batch_associate(self, inputs: Sequence[dict], *, to_object_type: str, batch_size: int = BATCH_LIMIT,
+                        observer: ChunkObserver | None = None) -> BatchResult:
         """Associate many pairs: ``inputs`` are ``{"appointment_id", "to_object_id", "association_type_id"?}``."""
         default = self.default_association_type_id(to_object_type) \
             if any(not item.get("association_type_id") for item in inputs) else 0
@@ -489,4 +503,4 @@ class AppointmentsClient:
             key=lambda item: f"{item['appointment_id']}->{item['to_object_id']}",
             result_key=lambda result: f"{result.get('fromObjectId')}->{result.get('toObjectId')}",
             explain=lambda errors: [explain_association_error(error, to_object_type) for error in errors])
-        return self.batches.run(endpoint, list(inputs), batch_size)
+        return self.batches.run(endpoint, list(inputs), batch_size, observer=observer)

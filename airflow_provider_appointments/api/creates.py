@@ -15,13 +15,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner, Chunk
-from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
+from airflow_provider_appointments.api.batches import UNKEYED, BatchEndpoint, BatchRunner, Chunk, ChunkObserver
+from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, BatchResult, RecordOutcome
 from airflow_provider_appointments.api.timestamps import created_ms, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 
 ON_EXISTING = ("skip", "update", "fail")
-AMBIGUOUS = "AMBIGUOUS_WRITE"
+AMBIGUOUS = AMBIGUOUS_WRITE
 
 
 class Creates:
@@ -62,7 +62,7 @@ class Creates:
             return str((item.get("properties") or {}).get(self.unique_property))
         return self.trace(index)
 
-    def run(self, inputs: Sequence[dict], batch_size: int) -> BatchResult:
+    def run(self, inputs: Sequence[dict], batch_size: int, observer: ChunkObserver | None = None) -> BatchResult:
         if self.unique_property:
             missing = [index for index, item in enumerate(inputs)
                        if not (item.get("properties") or {}).get(self.unique_property)]
@@ -70,7 +70,10 @@ class Creates:
                 raise HubSpotInputError(
                     f"{self.unique_property!r} is empty in input(s) {missing[:10]}: every create needs its "
                     "unique value to be retried safely")
-        return self.runner.run(self.endpoint, list(inputs), batch_size, send=self.send)
+        # Two inputs with one unique value would be one record: the repeat is refused, never merged.
+        distinct = (lambda item: str(item["properties"][self.unique_property])) if self.unique_property else UNKEYED
+        return self.runner.run(self.endpoint, list(inputs), batch_size, send=self.send, distinct=distinct,
+                               observer=observer)
 
     def send(self, chunk: Chunk, attempt: int = 1) -> list[RecordOutcome]:
         traced = [(index, {**item, "objectWriteTraceId": self.trace(index)}) for index, item in chunk]

@@ -73,6 +73,45 @@ class OffsetPaginator:
         request.body["after"] = self.offset
 
 
+class KeysetPaginator:
+    """Search past its 10,000-result cap: sorted by record id, each next page asks for ids above the
+    last one seen (added to every filter group), never for an offset. The groups of the first
+    request are kept; the paginator owns the id filter."""
+
+    def __init__(self, filter_groups: list[dict], page_size: int, id_property: str = "hs_object_id") -> None:
+        self.filter_groups = [dict(group) for group in filter_groups]
+        self.page_size = page_size
+        self.id_property = id_property
+        self.last: int | None = None
+        self.has_next = True
+
+    def first_request(self, body: dict) -> PageRequest:
+        body = {**body, "limit": self.page_size, "sorts": [{"propertyName": self.id_property,
+                                                             "direction": "ASCENDING"}]}
+        body.pop("after", None)
+        request = PageRequest(body=body)
+        self._write_groups(request)
+        return request
+
+    def update_state(self, answer: dict) -> None:
+        results = answer.get("results") or []
+        if results:
+            self.last = int(results[-1]["id"])
+        # `total` counts what is left above the last id asked for: a full last page needs no empty one after it.
+        self.has_next = len(results) == self.page_size and len(results) < int(answer.get("total", len(results) + 1))
+
+    def update_request(self, request: PageRequest) -> None:
+        self._write_groups(request)
+
+    def _write_groups(self, request: PageRequest) -> None:
+        assert request.body is not None
+        above = [] if self.last is None else [
+            {"propertyName": self.id_property, "operator": "GT", "value": str(self.last)}]
+        groups = self.filter_groups or [{"filters": []}]
+        request.body["filterGroups"] = [{**group, "filters": [*(group.get("filters") or []), *above]}
+                                        for group in groups]
+
+
 def paginate(send: Callable[[PageRequest], dict], request: PageRequest, paginator: Paginator) -> Iterator[dict]:
     """Send `request`, then the next page's, until the paginator has no next page; yields each answer."""
     while True:

@@ -12,6 +12,13 @@ from airflow_provider_appointments.errors import HubSpotAmbiguousWriteError, Hub
 BATCH_LIMIT = 100
 T = TypeVar("T")
 
+# Categories this provider gives outcomes HubSpot did not answer for (HubSpot's own pass through as sent).
+AMBIGUOUS_WRITE = "AMBIGUOUS_WRITE"
+DUPLICATE_INPUT_KEY = "DUPLICATE_INPUT_KEY"
+TRANSPORT_ERROR = "TRANSPORT_ERROR"
+UNMAPPED_RESULT = "UNMAPPED_RESULT"
+INVALID_INPUT = "INVALID_INPUT"
+
 
 @dataclass(frozen=True, slots=True)
 class RecordOutcome:
@@ -81,8 +88,30 @@ def failed_outcome(index: int, key: str | None, error: HubSpotError) -> RecordOu
     if isinstance(error, HubSpotAPIError):
         return RecordOutcome(index, key, False, status=error.status, category=error.category, message=error.message,
                              context=error.context or None, correlation_id=error.correlation_id)
-    category = "AMBIGUOUS_WRITE" if isinstance(error, HubSpotAmbiguousWriteError) else "TRANSPORT_ERROR"
+    category = AMBIGUOUS_WRITE if isinstance(error, HubSpotAmbiguousWriteError) else TRANSPORT_ERROR
     return RecordOutcome(index, key, False, category=category, message=str(error))
+
+
+def first_of_each_key(keys: Sequence[str]) -> tuple[list[int], dict[int, int]]:
+    """Positions of the first input of each key, and each repeat's position → its key's first position.
+
+    HubSpot refuses a whole batch that names one key twice, and two inputs with one key cannot be told
+    apart in its answer: a repeat is never sent with the input it repeats.
+    """
+    first: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for position, key in enumerate(keys):
+        if key in first:
+            repeats[position] = first[key]
+        else:
+            first[key] = position
+    return list(first.values()), repeats
+
+
+def repeated_input(index: int, key: str | None, first_index: int) -> RecordOutcome:
+    """An input whose key an earlier input of the same call already has: never sent, never merged."""
+    return RecordOutcome(index, key, False, category=DUPLICATE_INPUT_KEY,
+                         message=f"input {index} repeats the key {key!r} of input {first_index}; it was not sent")
 
 
 def map_answer(
@@ -98,7 +127,8 @@ def map_answer(
 ) -> list[RecordOutcome]:
     """Map a batch answer back to its inputs by key, never by position.
 
-    :param keyed_inputs: (index, key) of each input sent.
+    :param keyed_inputs: (index, key) of each input sent; the keys must be distinct (an answer cannot
+        tell two inputs with one key apart: see `first_of_each_key`).
     :param result_key: function giving the key of a result item.
     :param error_keys: ``context`` entries of an error that name the failing inputs' keys.
     :param created_since_ms: a result whose record was created at or after this moment counts as
@@ -106,6 +136,8 @@ def map_answer(
     """
     by_key: dict[str, RecordOutcome] = {}
     pending = {key: index for index, key in keyed_inputs}
+    if len(pending) != len(keyed_inputs):
+        raise ValueError(f"map_answer needs one key per input; {len(keyed_inputs) - len(pending)} repeated")
     for error in errors:
         context = error.get("context") or {}
         keys = [str(k) for name in error_keys for k in context.get(name, [])]
@@ -127,7 +159,7 @@ def map_answer(
     for index, key in keyed_inputs:
         outcome = by_key.get(key)
         if outcome is None:
-            outcome = RecordOutcome(index, key, False, category="UNMAPPED_RESULT",
+            outcome = RecordOutcome(index, key, False, category=UNMAPPED_RESULT,
                                     message="HubSpot's answer named neither a result nor an error for this input")
         outcomes.append(outcome)
     return outcomes

@@ -42,7 +42,8 @@ class HubSpotAppointmentsHook(BaseHook):
     The connection holds a private-app access token in *password*, or OAuth ``client_id``,
     ``client_secret`` and ``refresh_token`` in its extras. *Host* defaults to
     ``https://api.hubapi.com``; a loopback host without a scheme (the simulator) uses plain HTTP.
-    Extras ``requests_per_10s``, ``search_requests_per_second``, ``concurrency`` and ``timeout`` tune
+    Extras ``requests_per_10s``, ``search_requests_per_second``, ``concurrency``, ``timeout`` and
+    ``max_attempts`` (of each request, the first included; default 8) tune
     pacing and transport; ``api_version`` picks ``2026-03`` (default) or ``v3`` paths.
 
     :param hubspot_conn_id: the Airflow connection id.
@@ -108,8 +109,11 @@ class HubSpotAppointmentsHook(BaseHook):
                 f"connection {self.hubspot_conn_id!r} has neither an access token (password) nor an OAuth "
                 "refresh_token (extra)")
         pacer, search_pacer = _account_pacers(settings, connection.password or extra.get("client_id") or "")
+        retry = self.retry_policy
+        if retry is None and extra.get("max_attempts") not in (None, ""):  # e.g. fail fast in DAG tests
+            retry = RetryPolicy(max_attempts=int(extra["max_attempts"]))
         transport = HubSpotTransport(
-            settings.base_url, auth, limiter=pacer, search_limiter=search_pacer, retry=self.retry_policy,
+            settings.base_url, auth, limiter=pacer, search_limiter=search_pacer, retry=retry,
             concurrency=settings.concurrency, timeout=settings.timeout, session=session)
         return AppointmentsClient(transport, settings)
 

@@ -1,8 +1,10 @@
-"""What the four write operators share: windows of input rows → client batch calls → one outcome per row,
-the failure report, the id map, checkpoints for resuming, the XCom summary and the failure policy.
+"""What the write operators share: windows of input rows → client batch calls → one outcome per row,
+the duplicate-key policy, the failure report, the id map, checkpoints for resuming, the XCom summary
+and the failure policy.
 
-A write operator declares two things: how a window of rows becomes client inputs (with the rows it
-refuses locally), and how those inputs are sent. Everything else runs here.
+A write operator declares how a window of rows becomes client inputs (with the rows it refuses
+locally), how those inputs are sent, what a dry run of them would do and, where rows have keys, each
+row's key. Everything else runs here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,14 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk.definitions._internal.types import NOTSET, ArgNotSet
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
+from airflow_provider_appointments.api.batches import ChunkObserver
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
-from airflow_provider_appointments.operators.checkpoint import Checkpoint, WindowResult
+from airflow_provider_appointments.operators.checkpoint import (
+    Checkpoint,
+    WindowProgress,
+    WindowResult,
+    default_checkpoint_path,
+    warn_if_not_shared,
+)
+from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
 from airflow_provider_appointments.records.compare import changes
@@ -82,17 +93,27 @@ def row_key(value: Any) -> str | None:
 class Window:
     """Consecutive input rows sent together and checkpointed as one.
 
-    :param resumed_since: epoch ms at which an interrupted attempt started sending this window
-        (None when no attempt did): its writes may have been applied.
+    :param in_flight: rows an interrupted attempt had sent without learning the answer: they may
+        have been written.
+    :param resumed_since: epoch ms from which records this window's rows may have created are this
+        task's own (the first of those requests; without a checkpoint, the DAG run's start on a
+        retry); None on a first try.
+    :param checkpoint: where each request of the window is recorded as it goes (None: nowhere).
     """
 
     number: int
     first_row: int
     frame: pd.DataFrame
+    in_flight: frozenset[int] = frozenset()
     resumed_since: int | None = None
+    checkpoint: Checkpoint | None = None
 
     def row(self, position: int) -> int:
         return self.first_row + position
+
+    def observer(self, rows: list[int]) -> ChunkObserver | None:
+        """What records the requests of one batch call whose inputs are these `rows`."""
+        return self.checkpoint.journal(self.number, rows) if self.checkpoint else None
 
 
 @dataclass
@@ -106,6 +127,25 @@ class WindowInputs:
     def add(self, row: int, item: Any) -> None:
         self.items.append(item)
         self.rows.append(row)
+
+    def held_back(self, decide: Any) -> WindowInputs:
+        """These inputs less the rows `decide(row)` gives an outcome to instead of sending them."""
+        kept = WindowInputs(settled=list(self.settled))
+        for row, item in zip(self.rows, self.items):
+            outcome = decide(row)
+            if outcome is None:
+                kept.add(row, item)
+            else:
+                kept.settled.append(outcome)
+        return kept
+
+    def without(self, rows: set[int]) -> WindowInputs:
+        """These inputs less `rows` (settled by an earlier attempt)."""
+        kept = WindowInputs(settled=[outcome for outcome in self.settled if outcome.index not in rows])
+        for row, item in zip(self.rows, self.items):
+            if row not in rows:
+                kept.add(row, item)
+        return kept
 
 
 @dataclass
@@ -197,6 +237,17 @@ def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio
     return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"
 
 
+def _retry_since(context: Context) -> int | None:
+    """On a retry, the DAG run's start (epoch ms): a record created since by one of this task's rows was
+    most likely created by an earlier try of it. None on a first try."""
+    ti = context.get("ti")
+    dag_run = context.get("dag_run")
+    start = getattr(dag_run, "start_date", None)
+    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or start is None:
+        return None
+    return to_epoch_ms(start)
+
+
 def is_data(records: Any) -> bool:
     """Inline rows (never rendered as a template) rather than a reference: a path, URI or XCom."""
     return isinstance(records, (list, tuple, pd.DataFrame))
@@ -219,6 +270,13 @@ class HubSpotWriteOperator(BaseOperator):
         reports and id maps number rows as the original does.
     :param asset_alias: the failure report and the id map are reported as Airflow assets through this
         alias (default ``hubspot_appointments_reports``; None: not).
+    :param checkpoint_path: folder or URI of this task's checkpoint (templated). By default one folder
+        per task instance under ``[hubspot] checkpoint_base`` (default ``$AIRFLOW_HOME/hubspot_checkpoints``):
+        each request is recorded as it is sent and answered, so a killed and retried task sends nothing
+        twice. ``None`` turns checkpoints off (a retry then cannot know what the killed try sent).
+    :param on_duplicate_keys: rows sharing a key (an id, a unique value, a pair): ``"reject"``
+        (default; all of them fail ``DUPLICATE_INPUT_KEY``) or ``"last"`` (only the last is sent, the
+        earlier ones are superseded by it).
     """
 
     operation = "write"
@@ -239,7 +297,8 @@ class HubSpotWriteOperator(BaseOperator):
         batch_size: int = BATCH_LIMIT,
         failures_path: str | None = None,
         id_map_path: str | None = None,
-        checkpoint_path: str | None = None,
+        checkpoint_path: str | None | ArgNotSet = NOTSET,
+        on_duplicate_keys: str = "reject",
         max_failed_records: int = 0,
         max_failed_ratio: float | None = None,
         window_rows: int | None = None,
@@ -265,6 +324,8 @@ class HubSpotWriteOperator(BaseOperator):
             raise HubSpotInputError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
         self.max_failed_records = max_failed_records
         self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
+        self.on_duplicate_keys = check_policy(on_duplicate_keys)
+        self.duplicates = DuplicateKeys(())
         self.window_rows = window_rows
         self.row_offset = int(row_offset)
         self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() is a method Airflow calls
@@ -301,14 +362,18 @@ class HubSpotWriteOperator(BaseOperator):
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
         """Checks and passes over the whole input before anything is sent."""
 
+    key_name = "key"
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
+        """The key each row of `frame` writes under (rows sharing one are duplicates), or None when
+        rows have no key (a create without a unique property)."""
+        return None
+
     def settings(self) -> dict[str, Any]:
         """Everything that changes what a window sends: a checkpoint is reused only when it matches."""
         return {"operation": self.operation, "batch_size": self.batch_size, "mapping": self.column_mapping,
-                "ignore": self.ignore_columns, "clear": self.clear_missing, "dates": self.date_format}
-
-    def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
-        """Outcomes ready to count; `last` is the call after the final window."""
-        return outcomes
+                "ignore": self.ignore_columns, "clear": self.clear_missing, "dates": self.date_format,
+                "duplicates": self.on_duplicate_keys}
 
     # -- the shared run ------------------------------------------------------------------------
     def frames(self, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -320,30 +385,65 @@ class HubSpotWriteOperator(BaseOperator):
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         self.schema = client.get_property_schema()
         self.prepare(client, context)
+        self.duplicates = self._duplicate_keys()
         if self.is_dry_run:
             return self._dry_run(client, context)
-        checkpoint = Checkpoint(self.checkpoint_path, fingerprint(self.input_records, self.settings())) \
-            if self.checkpoint_path else None
+        checkpoint = self._checkpoint(context)
         if checkpoint:
-            done, started = checkpoint.scan()
-            if done or started:
-                self.log.info("resuming from checkpoint %s: %d window(s) already done; window(s) %s were being "
-                              "sent when the previous attempt stopped and are reconciled", checkpoint.path, done,
-                              started or "none")
+            done, unfinished = checkpoint.scan()
+            if done or unfinished:
+                self.log.info("resuming from checkpoint %s: %d window(s) already done; window(s) %s have requests "
+                              "from the previous attempt, whose answered rows keep their outcome", checkpoint.path,
+                              done, unfinished or "none")
+        retry_since = _retry_since(context)
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
         progress = self._progress(client)
         for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
             result = checkpoint.load(number) if checkpoint else None
             if result is None:
-                window = Window(number, first_row, frame, checkpoint.started(number) if checkpoint else None)
-                result = self._run_window(client, window, checkpoint)
+                window = Window(number, first_row, frame, checkpoint=checkpoint)
+                result = self._run_window(client, window, retry_since)
             tally.batches += result.batches
             tally.requests += result.requests
-            tally.add(self.finalize(result.outcomes), keep_id_map)
+            tally.add(self.duplicates.settle(result.outcomes), keep_id_map)
             progress.add(len(frame))
-        tally.add(self.finalize([], last=True), keep_id_map)
+        tally.add(self.duplicates.settle([], last=True), keep_id_map)
         return self._report(client, context, tally, checkpoint)
+
+    def _checkpoint(self, context: Context) -> Checkpoint | None:
+        """This task instance's checkpoint: the given path, the default one, or none (``checkpoint_path=None``)."""
+        path = self.checkpoint_path
+        if isinstance(path, ArgNotSet):
+            ti = context["ti"]
+            path = default_checkpoint_path(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        if not path:
+            self.log.warning("%s without a checkpoint (checkpoint_path=None): if this try is killed, a retry cannot "
+                             "know which requests it sent%s", self.operation, self.unkeyed_risk)
+            return None
+        self.log.info("checkpoint: %s", path)
+        warn_if_not_shared(str(path), self.log)
+        return Checkpoint(str(path), fingerprint(self.input_records, self.settings()))
+
+    unkeyed_risk = ""
+
+    def _duplicate_keys(self) -> DuplicateKeys:
+        """One pass over the input for the keys that repeat (nothing to do when rows have no key)."""
+        keys: list[tuple[int, str | None]] = []
+        for first_row, frame in self.frames(50_000):
+            found = self.row_keys(frame)
+            if found is None:
+                return DuplicateKeys(())
+            keys.extend(zip(range(first_row, first_row + len(frame)), found))
+        return DuplicateKeys(keys, self.on_duplicate_keys, self.key_name)
+
+    def _inputs(self, window: Window) -> WindowInputs:
+        """The window's inputs, less the rows the duplicate-key policy holds back."""
+        inputs = self.build_inputs(window)
+        if not self.duplicates:
+            return inputs
+        keys = self.row_keys(window.frame) or []
+        return inputs.held_back(lambda row: self.duplicates.held_back(row, keys[row - window.first_row]))
 
     def _window_rows(self, client: AppointmentsClient) -> int:
         return self.window_rows or self.batch_size * client.concurrency * CHUNKS_PER_CONNECTION
@@ -360,7 +460,7 @@ class HubSpotWriteOperator(BaseOperator):
         progress = self._progress(client)
         for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
             window = Window(number, first_row, frame)
-            inputs = self.build_inputs(window)
+            inputs = self._inputs(window)
             plans = self.plan_inputs(client, inputs, window) if inputs.items else []
             planned += [replace(plan, input_row=inputs.rows[plan.input_row]) for plan in plans]
             planned += [PlannedRow(o.index, o.key, "superseded" if o.succeeded else "refused", reason=o.message)
@@ -375,17 +475,23 @@ class HubSpotWriteOperator(BaseOperator):
         return {"operation": self.operation, "dry_run": True, "records": len(planned), "actions": actions,
                 "requests": client.transport.requests_sent, "report_path": path}
 
-    def _run_window(self, client: AppointmentsClient, window: Window, checkpoint: Checkpoint | None) -> WindowResult:
-        inputs = self.build_inputs(window)
-        if checkpoint and window.resumed_since is None and inputs.items:
-            checkpoint.start(window.number, int(time.time() * 1000))
+    def _run_window(self, client: AppointmentsClient, window: Window, retry_since: int | None) -> WindowResult:
+        """Send what of the window is not settled yet; every row ends with exactly one outcome."""
+        progress = window.checkpoint.progress(window.number) if window.checkpoint else WindowProgress()
+        window = replace(window, in_flight=progress.in_flight,
+                         resumed_since=progress.since if progress.since is not None else retry_since)
+        inputs = self._inputs(window)
+        if progress.settled:  # answered before the previous attempt stopped: never sent again
+            inputs = inputs.without(set(progress.settled))
         sent = self.send_inputs(client, inputs, window) if inputs.items else BatchResult(self.operation)
         outcomes = [replace(outcome, index=inputs.rows[outcome.index]) for outcome in sent.outcomes]
-        result = WindowResult(sorted(outcomes + inputs.settled, key=lambda o: o.index), sent.batches, sent.requests)
-        if len(result.outcomes) != len(window.frame):
+        result = WindowResult(sorted(outcomes + inputs.settled + list(progress.settled.values()),
+                                     key=lambda o: o.index), sent.batches + progress.answered,
+                             sent.requests + progress.requests)
+        if len(result.outcomes) != len(window.frame) or len({o.index for o in result.outcomes}) != len(window.frame):
             raise RuntimeError(f"{self.operation}: {len(result.outcomes)} outcomes for {len(window.frame)} rows")
-        if checkpoint:
-            checkpoint.save(window.number, result)
+        if window.checkpoint:
+            window.checkpoint.save(window.number, result)
         return result
 
     def _report(self, client: AppointmentsClient, context: Context, tally: Tally,

@@ -1,17 +1,38 @@
-"""Checkpoints of a write operator's windows, so a retried task — on any worker — resumes instead of
-starting over, and knows which window was being sent when the previous attempt stopped."""
+"""Checkpoints of a write operator, so a retried task — on any worker that can read them — resumes
+instead of starting over, and knows exactly which requests were in flight when the previous attempt
+stopped.
+
+Object stores cannot append, so the journal is small objects, each published whole:
+
+- ``window-000003.done.json``: every outcome of a finished window (its request records are then deleted);
+- ``window-000003.<attempt>-00012.sending.json``: the input rows of one request, written before it is sent;
+- ``window-000003.<attempt>-00012.settled.json``: their outcomes, written when its answer is known.
+
+After a kill, a row with a ``settled`` record keeps its outcome, a row in a ``sending`` record without
+one was in flight (at most ``concurrency × batch_size`` rows), and every other row was never sent.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_appointments.api.results import RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.records.readers import open_path
+from airflow_provider_appointments.records.storage import is_uri, location, open_path, published, remove
+
+log = logging.getLogger(__name__)
+CONFIG_SECTION = "hubspot"
+CONFIG_OPTION = "checkpoint_base"
+# Executors whose retries run on the same machine as the first try: a local checkpoint is seen again.
+SAME_MACHINE_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
 
 
 @dataclass(frozen=True)
@@ -23,86 +44,195 @@ class WindowResult:
     requests: int = 0
 
 
+@dataclass
+class WindowProgress:
+    """What earlier attempts did in a window they did not finish.
+
+    :param settled: outcomes of the rows whose request was answered, by input row.
+    :param in_flight: rows of requests sent but never answered: they may have been written.
+    :param since: epoch ms of the earliest of those requests (a record created after it by one of
+        these rows was created by that attempt).
+    :param requests: requests those attempts sent; ``answered``: how many of them were answered.
+    """
+
+    settled: dict[int, RecordOutcome] = field(default_factory=dict)
+    in_flight: frozenset[int] = frozenset()
+    since: int | None = None
+    requests: int = 0
+    answered: int = 0
+
+
+class RequestJournal:
+    """The `ChunkObserver` of one batch call: maps the call's positions to input rows and records each
+    request as it is sent and as it is answered."""
+
+    def __init__(self, checkpoint: Checkpoint, window: int, rows: list[int]) -> None:
+        self.checkpoint = checkpoint
+        self.window = window
+        self.rows = rows
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def sending(self, positions: list[int]) -> None:
+        name = self.checkpoint.request_name(self.window)
+        with self._lock:
+            self._names[positions[0]] = name
+        self.checkpoint.write(f"{name}.sending", {"rows": [self.rows[p] for p in positions],
+                                                 "started_ms": int(time.time() * 1000)})
+
+    def settled(self, outcomes: list[RecordOutcome]) -> None:
+        if not outcomes:
+            return
+        with self._lock:
+            name = self._names.pop(min(outcome.index for outcome in outcomes))
+        rows = [{**asdict(outcome), "index": self.rows[outcome.index]} for outcome in outcomes]
+        self.checkpoint.write(f"{name}.settled", {"outcomes": rows})
+
+
 class Checkpoint:
-    """Two small objects per window under `path` (object stores cannot append): ``started`` is written
-    before the window's first request, ``done`` with its outcomes after its last. A retried task — on
-    any worker that can read `path` — skips done windows and reconciles a started one."""
+    """The journal of one task instance's write under `path` (a folder or a URI).
+
+    :param fingerprint: what makes it valid (the same input and settings): records with another are ignored.
+    """
 
     def __init__(self, path: str, fingerprint: str) -> None:
         self.path = path.rstrip("/")
         self.fingerprint = fingerprint
+        self.attempt = uuid.uuid4().hex[:8]
+        self._sequence = itertools.count()
+        self._requests: dict[int, dict[str, set[str]]] | None = None
+        self._done: set[int] = set()
 
-    def _file(self, number: int, state: str) -> str:
-        return f"{self.path}/window-{number:06d}.{state}.json"
+    # -- files ---------------------------------------------------------------------------------
+    def _file(self, name: str) -> str:
+        return f"{self.path}/{name}.json"
 
-    def _read(self, number: int, state: str) -> dict | None:
+    def request_name(self, window: int) -> str:
+        return f"window-{window:06d}.{self.attempt}-{next(self._sequence):06d}"
+
+    def write(self, name: str, payload: dict) -> None:
+        with published(self._file(name)) as handle:
+            handle.write(json.dumps({"fingerprint": self.fingerprint, **payload}, default=str).encode())
+
+    def _read(self, name: str) -> dict | None:
         try:
-            with open_path(self._file(number, state)) as handle:
+            with open_path(self._file(name)) as handle:
                 saved = json.loads(handle.read())
         except (HubSpotInputError, FileNotFoundError, ValueError):
             return None
         return saved if saved.get("fingerprint") == self.fingerprint else None
 
-    def _write(self, number: int, state: str, payload: dict) -> None:
-        target = self._file(number, state)
-        with open_path(target + ".tmp", "wb") as handle:
-            handle.write(json.dumps({"fingerprint": self.fingerprint, **payload}, default=str).encode())
-        _rename(target + ".tmp", target)
+    def _names(self) -> list[str]:
+        folder = location(self.path)
+        if not folder.exists():
+            return []
+        return [item.name[:-len(".json")] for item in folder.iterdir()
+                if item.name.startswith("window-") and item.name.endswith(".json")]
 
+    def scan(self) -> tuple[int, list[int]]:
+        """Read the journal once: (windows done, windows with requests from an unfinished attempt)."""
+        self._requests = {}
+        self._done = set()
+        for name in self._names():
+            window, _, rest = name.partition(".")
+            number = int(window.split("-")[1])
+            if rest == "done":
+                self._done.add(number)
+            elif rest.endswith((".sending", ".settled")):
+                request, _, state = rest.rpartition(".")
+                self._requests.setdefault(number, {}).setdefault(request, set()).add(state)
+        return len(self._done), sorted(set(self._requests) - self._done)
+
+    # -- windows -------------------------------------------------------------------------------
     def load(self, number: int) -> WindowResult | None:
         """The outcomes of a finished window, or None."""
-        saved = self._read(number, "done")
+        if self._requests is not None and number not in self._done:
+            return None
+        saved = self._read(f"window-{number:06d}.done")
         if saved is None:
             return None
         return WindowResult([RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"])
 
-    def started(self, number: int) -> int | None:
-        """When an attempt started sending this window (epoch ms), or None."""
-        saved = self._read(number, "started")
-        return int(saved["started_ms"]) if saved else None
+    def progress(self, number: int) -> WindowProgress:
+        """What unfinished attempts did in this window (nothing when none did)."""
+        if self._requests is None:
+            self.scan()
+        requests = (self._requests or {}).get(number, {})
+        progress = WindowProgress()
+        in_flight: set[int] = set()
+        for request, states in sorted(requests.items()):
+            prefix = f"window-{number:06d}.{request}"
+            sending = self._read(f"{prefix}.sending") if "sending" in states else None
+            settled = self._read(f"{prefix}.settled") if "settled" in states else None
+            if settled is not None:
+                progress.answered += 1
+                for item in settled["outcomes"]:
+                    progress.settled[int(item["index"])] = RecordOutcome(**item)
+            elif sending is not None:
+                in_flight.update(int(row) for row in sending["rows"])
+                started = int(sending["started_ms"])
+                progress.since = started if progress.since is None else min(progress.since, started)
+            progress.requests += sending is not None
+        progress.in_flight = frozenset(in_flight - set(progress.settled))
+        return progress
 
-    def start(self, number: int, started_ms: int) -> None:
-        self._write(number, "started", {"started_ms": started_ms})
+    def journal(self, number: int, rows: list[int]) -> RequestJournal:
+        return RequestJournal(self, number, rows)
 
     def save(self, number: int, result: WindowResult) -> None:
-        self._write(number, "done", {"batches": result.batches, "requests": result.requests,
-                                     "outcomes": [asdict(outcome) for outcome in result.outcomes]})
-
-    def scan(self) -> tuple[int, list[int]]:
-        """(windows done, windows started but not done) by earlier attempts, for the log."""
-        directory = _directory(self.path)
-        if not directory.exists():
-            return 0, []
-        names = {item.name for item in directory.iterdir()}
-        done = {name.split(".")[0] for name in names if name.endswith(".done.json")}
-        started = sorted(int(name.split(".")[0].split("-")[1]) for name in names
-                         if name.endswith(".started.json") and name.split(".")[0] not in done)
-        return len(done), [number for number in started if self.started(number) is not None]
+        """The window is finished: its outcomes in one record, its request records gone."""
+        self.write(f"window-{number:06d}.done", {"batches": result.batches, "requests": result.requests,
+                                                 "outcomes": [asdict(outcome) for outcome in result.outcomes]})
+        self._done.add(number)
+        prefix = f"window-{number:06d}."
+        for name in self._names():
+            if name.startswith(prefix) and not name.endswith(".done"):
+                remove(self._file(name))
 
     def clear(self) -> None:
-        directory = _directory(self.path)
-        if not directory.exists():
+        """The task succeeded: nothing is left to resume (temporaries a killed attempt left included)."""
+        folder = location(self.path)
+        if not folder.exists():
             return
-        for item in directory.iterdir():
-            if item.name.startswith("window-"):
-                item.unlink()
-        if not any(directory.iterdir()):
-            directory.rmdir()
+        for item in folder.iterdir():
+            if item.name.startswith(("window-", ".window-")):
+                remove(f"{self.path}/{item.name}")
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
-def _directory(path: str) -> Any:
-    if "://" in path:
-        from airflow.sdk import ObjectStoragePath
+def checkpoint_base() -> tuple[str, bool]:
+    """Where default checkpoints go: ``[hubspot] checkpoint_base`` (AIRFLOW__HUBSPOT__CHECKPOINT_BASE),
+    else ``$AIRFLOW_HOME/hubspot_checkpoints``; and whether that is the built-in default."""
+    from airflow.sdk import conf
 
-        return ObjectStoragePath(path)
-    return Path(path)
+    configured = conf.get(CONFIG_SECTION, CONFIG_OPTION, fallback=None)
+    if configured:
+        return configured.rstrip("/"), False
+    return f"{location(os.environ.get('AIRFLOW_HOME', '~/airflow'))}/hubspot_checkpoints", True
 
 
-def _rename(source: str, target: str) -> None:
-    """Publish a checkpoint whole: a reader never sees half of one."""
-    if "://" in source:
-        from airflow.sdk import ObjectStoragePath
+def default_checkpoint_path(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """One folder per task instance (dag, run, task, map index): every try of it, and only it, shares it."""
+    base, _ = checkpoint_base()
+    suffix = f"/map-{map_index}" if map_index is not None and map_index >= 0 else ""
+    return f"{base}/{_segment(dag_id)}/{_segment(run_id)}/{_segment(task_id)}{suffix}"
 
-        ObjectStoragePath(source).rename(ObjectStoragePath(target))
-    else:
-        os.replace(source, target)
+
+def warn_if_not_shared(path: str, logger: Any) -> None:
+    """A local checkpoint helps a retry only if the retry runs on the same machine."""
+    if is_uri(path):
+        return
+    from airflow.sdk import conf
+
+    executor = str(conf.get("core", "executor", fallback="LocalExecutor"))
+    if not all(name.strip().split(".")[-1] in SAME_MACHINE_EXECUTORS for name in executor.split(",")):
+        logger.warning(
+            "checkpoints are on the local disk (%s) but the executor is %s, whose retries may run on another "
+            "machine and would not see them. Set [%s] %s (AIRFLOW__HUBSPOT__CHECKPOINT_BASE) to shared "
+            "storage such as s3://bucket/hubspot-checkpoints", path, executor, CONFIG_SECTION, CONFIG_OPTION)
+
+
+def _segment(value: str) -> str:
+    """A run or task id as one folder name (``manual__2026-12-01T00:00:00+00:00`` has ':' and '+')."""
+    return "".join(char if char.isalnum() or char in "-_.=" else "_" for char in str(value))

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
-from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
     HubSpotWriteOperator,
@@ -23,8 +25,6 @@ from airflow_provider_appointments.records.reports import PlannedRow
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-AMBIGUOUS = "AMBIGUOUS_WRITE"
 
 
 def idempotency_key(namespace: str, row: int, properties: dict[str, str]) -> str:
@@ -44,9 +44,11 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
 
     Nothing is created twice when each row has a unique key: either a natural one (``dedupe_property``)
     or one the operator derives (``idempotency_property``). A create whose answer was lost is then read
-    back instead of replayed, a window an interrupted attempt was sending is reconciled on retry, and a
-    row whose key already exists resolves to that record (``on_existing``). Without a key, rows whose
-    outcome cannot be known are reported ``AMBIGUOUS_WRITE`` and never sent again.
+    back instead of replayed, the requests an interrupted attempt had in flight are reconciled on retry
+    (records they created count as ``created``), and a row whose key already exists resolves to that
+    record (``on_existing``). Without a key, the checkpoint (on by default) still makes a retry send
+    nothing twice: the rows of requests in flight when the previous attempt was killed (at most
+    ``concurrency × batch_size``) are reported ``AMBIGUOUS_WRITE`` and never sent again.
 
     :param records: the input (a path or URI is templated; inline rows are not).
     :param dedupe_property: a unique-value property every row carries (e.g. ``external_appointment_id``).
@@ -68,7 +70,9 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
     :param date_format: strptime format of date/datetime columns that are not ISO 8601 (e.g.
         ``"%d/%m/%Y"``), or ``{column: format}``; ambiguous dates are refused without it.
     :param batch_size: inputs per request (at most 100).
-    :param checkpoint_path: directory or URI of per-window checkpoints, so a retried task resumes.
+    :param checkpoint_path: folder or URI of this task's checkpoint (default: one per task instance
+        under ``[hubspot] checkpoint_base``); ``None`` turns it off.
+    :param on_duplicate_keys: rows sharing a ``dedupe_property`` value: ``"reject"`` (default) or ``"last"``.
     :param max_failed_records: failures tolerated before the task fails (after writing the reports).
     :param max_failed_ratio: or the fraction of records allowed to fail.
 
@@ -117,6 +121,28 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         self.association_types = {column: client.default_association_type_id(kind)
                                   for column, kind in self.association_columns.items()}
 
+    @property
+    def key_name(self) -> str:  # type: ignore[override]
+        return self.dedupe_property or "key"
+
+    @property
+    def unkeyed_risk(self) -> str:  # type: ignore[override]
+        if self.unique_property:
+            return ""
+        return ("; without dedupe_property or idempotency_property, a retry after a kill creates every row of "
+                "the killed try again")
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
+        """A natural key's value per row (a derived key is unique by construction)."""
+        if not self.dedupe_property:
+            return None
+        mapping = self.column_mapping or {}
+        column = next((source for source, target in mapping.items() if target == self.dedupe_property),
+                      self.dedupe_property)
+        if column not in frame.columns:
+            return [None] * len(frame)
+        return [row_key(value) for value in frame[column].tolist()]
+
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "dedupe": self.dedupe_property, "assoc": self.association_columns,
                 "idempotency": [self.idempotency_property, self.namespace], "existing": self.on_existing}
@@ -135,13 +161,12 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                 properties = {**properties, self.idempotency_property: idempotency_key(self.namespace or "", row,
                                                                                        properties)}
             inputs.add(row, {"properties": properties, "associations": self._associations(window, row)})
-        if window.resumed_since is not None and not self.unique_property:
+        if window.in_flight and not self.unique_property:
             # Without a key nobody can tell which of these the interrupted attempt created.
-            inputs.settled += [RecordOutcome(row, str(row), False, category=AMBIGUOUS, message=(
-                f"row {row} was being sent when the previous attempt stopped; without dedupe_property or "
-                "idempotency_property it cannot be known whether HubSpot created it, so it is not sent again"))
-                for row in inputs.rows]
-            inputs.items, inputs.rows = [], []
+            return inputs.held_back(lambda row: RecordOutcome(row, str(row), False, category=AMBIGUOUS_WRITE, message=(
+                f"row {row} was in a request the previous attempt sent without learning HubSpot's answer; "
+                "without dedupe_property or idempotency_property it cannot be known whether HubSpot created it, "
+                "so it is not sent again")) if row in window.in_flight else None)
         return inputs
 
     def _associations(self, window: Window, row: int) -> list[dict]:
@@ -157,8 +182,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         if since is not None and self.idempotency_property:
             since = 0  # a record holding one of this run's keys was created by an attempt of this run
         result = client.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
-                                   on_existing="skip" if self.idempotency_property else self.on_existing,
-                                   batch_size=self.batch_size)
+                                     on_existing="skip" if self.idempotency_property else self.on_existing,
+                                     batch_size=self.batch_size, observer=window.observer(inputs.rows))
         if not self.dedupe_property:  # the key users recognise is the row itself, or its derived key
             keys = [item["properties"].get(self.idempotency_property or "") or str(row)
                     for item, row in zip(inputs.items, inputs.rows)]

@@ -23,6 +23,9 @@ from airflow_provider_appointments.records.writers import ExtractWriter, read_ex
 # HubSpot documents its search index as lagging writes by "a few seconds"; two minutes covers the
 # slow days with room to spare, and is nothing against a daily or hourly schedule.
 DEFAULT_SEARCH_LAG = 120.0
+# Longer than any wait an on-time run of an hourly or daily schedule has; a window ending far in the
+# future ("everything up to 2030") is a mistake to report, not a wait to sit through.
+DEFAULT_MAX_SEARCH_WAIT = 3600.0
 DEFERRED_AT = "search_wait_started_at"
 EXTRACT_ASSET_ALIAS = "hubspot_appointments_extract"
 
@@ -59,6 +62,27 @@ def check_window(after: datetime | None, before: datetime | None) -> None:
                             "the window is inverted; swap the bounds")
 
 
+def seconds(value: float | timedelta, name: str) -> float:
+    """A duration given as seconds or a timedelta, never negative."""
+    number = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if number < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return number
+
+
+def check_wait(before: datetime, searchable_at: datetime, now: datetime, limit_s: float) -> float:
+    """Seconds to wait until the window ending `before` is searchable; a wait past `limit_s` is refused."""
+    wait = (searchable_at - now).total_seconds()
+    if wait <= limit_s:
+        return wait
+    future = f"is {(before - now).total_seconds():.0f} s in the future" if before > now else "is recent"
+    raise HubSpotInputError(
+        f"the window ends {before.isoformat()}, which {future}: HubSpot's search index can be trusted for it "
+        f"only from {searchable_at.isoformat()}, a wait of {wait:.0f} s, past max_search_wait ({limit_s:.0f} s). "
+        "Give modified_before a moment in the past (or none: the window then ends search_lag ago), or raise "
+        "max_search_wait")
+
+
 class HubSpotAppointmentsExtractOperator(BaseOperator):
     """Extract appointments to Parquet (default), CSV or JSON Lines, page by page with flat memory.
 
@@ -86,6 +110,8 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     :param archived: extract archived appointments.
     :param file_format: ``parquet``, ``csv`` or ``jsonl``; default from the path's extension.
     :param search_lag: seconds (or a timedelta) a window's end must be in the past before it is searched.
+    :param max_search_wait: the longest wait for the search lag (seconds or a timedelta; default one
+        hour): a window whose end is searchable only later fails at once, naming its end and the wait.
     :param deferrable: wait for the search lag in the triggerer instead of sleeping in a worker slot.
     :param fail_on_incomplete: fail when the rows written differ from search's total for the window.
     :param search_streams: concurrent search streams (they share search's budget of 5 requests/s).
@@ -113,6 +139,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         archived: bool = False,
         file_format: str | None = None,
         search_lag: float | timedelta = DEFAULT_SEARCH_LAG,
+        max_search_wait: float | timedelta = DEFAULT_MAX_SEARCH_WAIT,
         deferrable: bool = False,
         fail_on_incomplete: bool = False,
         search_streams: int = 2,
@@ -132,10 +159,9 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.file_format = file_format or format_of(str(output_path), default="parquet")
         if self.file_format not in FORMATS:
             raise ValueError(f"file_format must be one of {FORMATS}, got {self.file_format!r}")
-        lag = search_lag.total_seconds() if isinstance(search_lag, timedelta) else float(search_lag)
-        if lag < 0:
-            raise ValueError(f"search_lag must not be negative, got {search_lag!r}")
+        lag = seconds(search_lag, "search_lag")
         self.search_lag_s = lag
+        self.max_search_wait_s = seconds(max_search_wait, "max_search_wait")
         self.deferrable = deferrable
         self.fail_on_incomplete = fail_on_incomplete
         self.search_streams = max(1, int(search_streams))
@@ -159,7 +185,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
             before = now - timedelta(seconds=self.search_lag_s)
             check_window(after, before)
         searchable_at = before + timedelta(seconds=self.search_lag_s)
-        wait = (searchable_at - now).total_seconds()
+        wait = check_wait(before, searchable_at, now, self.max_search_wait_s)
         if wait > 0:
             self.log.info("the window ends %s; HubSpot's search index lags writes, so it is searched from %s "
                           "(in %.1f s)", before.isoformat(), searchable_at.isoformat(), wait)
@@ -191,8 +217,6 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         schema = client.get_property_schema()
         properties = list(self.properties or schema.names())
-        writer = ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,
-                               self.properties_with_history)
         # A full extract needs the id range anyway; its answer carries search's total too.
         bounds = client.id_bounds() if self._is_full(after, before) else None
         total = (bounds[2] if bounds else 0) if self._is_full(after, before) else \
@@ -200,21 +224,24 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         progress = Progress(self.log, "extract", total,
                             lambda: (client.transport.rate_limited, client.transport.retries))
         pages = 0
-        for page in self._pages(client, properties, after, before, bounds):
-            writer.write_page(page)
-            pages += 1
-            progress.add(len(page))
-        result = writer.close()
+        # Written under a temporary name and published by close(): a failure leaves output_path as it was.
+        with ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,
+                           self.properties_with_history) as writer:
+            for page in self._pages(client, properties, after, before, bounds):
+                writer.write_page(page)
+                pages += 1
+                progress.add(len(page))
+            complete = total is None or total == writer.written
+            if not complete:
+                message = (f"wrote {writer.written} appointments but search counts {total} in the window "
+                           "(records written during the extract move between windows; a lasting difference "
+                           "means records were missed)")
+                if self.fail_on_incomplete:
+                    raise HubSpotError(message)
+                self.log.warning("%s", message)
+            result = writer.close()
         progress.report()
-        complete = total is None or total == result["records"]
         self.log.info("extracted %d appointments in %d pages to %s", result["records"], pages, result["path"])
-        if not complete:
-            message = (f"wrote {result['records']} appointments but search counts {total} in the window "
-                       "(records written during the extract move between windows; a lasting difference "
-                       "means records were missed)")
-            if self.fail_on_incomplete:
-                raise HubSpotError(message)
-            self.log.warning("%s", message)
         columns = [(name, str(schema.arrow_type(name)) if name in schema else "string") for name in result["columns"]]
         self.lineage = (client.settings.base_url, result["path"], columns, result["records"])
         events = context.get("outlet_events")  # absent outside a task run (a unit test calling execute)

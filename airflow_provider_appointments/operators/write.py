@@ -6,9 +6,11 @@ Each declares how a window of input rows becomes client inputs and how they are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
@@ -27,51 +29,6 @@ from airflow_provider_appointments.records.writers import read_extract
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-class LastKeyWins:
-    """``on_duplicate_keys="last"``: only the last row of a key is sent; its earlier rows take that row's
-    outcome, which may arrive in a later window. Until then they wait here."""
-
-    def __init__(self, keys: Iterable[tuple[int, str | None]]) -> None:
-        rows: dict[str, list[int]] = {}
-        for row, key in keys:
-            if key is not None:
-                rows.setdefault(key, []).append(row)
-        self.duplicates = {key: found for key, found in rows.items() if len(found) > 1}
-        self.last_row = {key: found[-1] for key, found in self.duplicates.items()}
-        self._final: dict[str, RecordOutcome] = {}
-        self._waiting: list[RecordOutcome] = []
-
-    def superseded(self, row: int, key: str | None) -> bool:
-        return key is not None and key in self.last_row and self.last_row[key] != row
-
-    def placeholder(self, row: int, key: str) -> RecordOutcome:
-        """What an earlier row holds until its key's last row has an outcome."""
-        return RecordOutcome(row, key, True, message=f"superseded by row {self.last_row[key]}")
-
-    def settle(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
-        """Outcomes ready to count: waiting rows leave once their key's last row has its outcome."""
-        ready = []
-        for outcome in outcomes:
-            if outcome.key is not None and self.last_row.get(outcome.key) == outcome.index:
-                self._final[outcome.key] = outcome
-            if outcome.succeeded and self.superseded(outcome.index, outcome.key):
-                self._waiting.append(outcome)
-            else:
-                ready.append(outcome)
-        waiting, self._waiting = self._waiting, []
-        for outcome in waiting:
-            final = self._final.get(outcome.key or "")
-            if final is not None:
-                ready.append(replace(final, index=outcome.index,
-                                     message=outcome.message if final.succeeded else final.message))
-            elif last:  # cannot happen when the input reads the same twice; never drop a row
-                ready.append(replace(outcome, succeeded=False, category="INVALID_INPUT",
-                                     message=f"{outcome.message}, whose outcome is unknown"))
-            else:
-                self._waiting.append(outcome)
-        return ready
-
-
 class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     """Create or update appointments by a unique property (``id_property``); replays are harmless.
 
@@ -79,7 +36,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     :param id_column: the input column holding the key (default: ``id_property``).
     :param on_duplicate_keys: ``"reject"`` (default): rows sharing a key all go to the failure report
         (``DUPLICATE_INPUT_KEY``) and none is sent; ``"last"``: only the last row of each key is sent
-        and the earlier ones take its outcome.
+        and the earlier ones are superseded by it (same HubSpot id, not counted again).
     :param id_map_path: where to write input row → HubSpot id (templated).
 
     Other parameters as for `HubSpotAppointmentsBatchCreateOperator`. Returns to XCom
@@ -90,30 +47,27 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     operation = "upsert"
     keeps_id_map = True
 
-    def __init__(self, *, id_property: str, id_column: str | None = None, on_duplicate_keys: str = "reject",
-                 **kwargs: Any) -> None:
+    def __init__(self, *, id_property: str, id_column: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if on_duplicate_keys not in ("reject", "last"):
-            raise HubSpotInputError(f"on_duplicate_keys must be 'reject' or 'last', got {on_duplicate_keys!r}")
         self.id_property = id_property
         self.id_column = id_column or id_property
-        self.on_duplicate_keys = on_duplicate_keys
-        self.keys = LastKeyWins(())
+
+    @property
+    def key_name(self) -> str:  # type: ignore[override]
+        return self.id_property
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
+        self.require_columns(frame, self.id_column)
+        return [row_key(value) for value in frame[self.id_column].tolist()]
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "id": [self.id_property, self.id_column, self.on_duplicate_keys]}
+        return {**super().settings(), "id": [self.id_property, self.id_column]}
 
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
         unique = self.schema.unique_properties()
         if self.id_property not in unique:
             raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
                                     f"unique properties: {unique}")
-        keys: list[tuple[int, str | None]] = []
-        for first_row, frame in self.frames(50_000):
-            self.require_columns(frame, self.id_column)
-            keys.extend((first_row + position, row_key(value))
-                        for position, value in enumerate(frame[self.id_column].tolist()))
-        self.keys = LastKeyWins(keys)
 
     def build_inputs(self, window: Window) -> WindowInputs:
         mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
@@ -125,12 +79,6 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
             if key is None:
                 inputs.settled.append(local_failure(row, None, "INVALID_INPUT",
                                                     f"row {row}: {self.id_column} is empty"))
-            elif key in self.keys.duplicates and self.on_duplicate_keys == "reject":
-                others = [r for r in self.keys.duplicates[key] if r != row][:10]
-                inputs.settled.append(local_failure(row, key, "DUPLICATE_INPUT_KEY", (
-                    f"row {row}: {self.id_property} {key!r} also appears in rows {others}")))
-            elif self.keys.superseded(row, key):
-                inputs.settled.append(self.keys.placeholder(row, key))
             else:
                 inputs.add(row, {"id": key, "properties": properties})
         return inputs
@@ -138,7 +86,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         # On resume, records the interrupted attempt created still count as created.
         return client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
-                                 created_since=window.resumed_since)
+                                   created_since=window.resumed_since, observer=window.observer(inputs.rows))
 
     def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         keys = [str(item["id"]) for item in inputs.items]
@@ -153,9 +101,6 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
                 plans.append(planned_write(self.schema, position, key, item["properties"], record))
         return plans
 
-    def finalize(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
-        return self.keys.settle(outcomes, last) if self.on_duplicate_keys == "last" else outcomes
-
 
 class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     """Archive (move to HubSpot's recycling bin) the appointments whose ids are in ``id_column``.
@@ -163,10 +108,13 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     HubSpot answers 204 even for ids that do not exist, so by default the ids are read first (one
     batch read per 100 ids, about a third more requests): ids that do not exist go to the failure
     report as ``OBJECT_NOT_FOUND``; ids already archived succeed (the state asked for holds), which
-    also makes a retry or re-run converge. ``verify_exists=False`` skips the reads.
+    also makes a retry or re-run converge. ``verify_exists=False`` skips the reads. A read HubSpot
+    refuses keeps HubSpot's own category and message.
 
     :param id_column: the column of appointment ids (default ``id``).
     :param verify_exists: check the ids before archiving (default True).
+    :param on_duplicate_keys: a repeated id: ``"reject"`` (default; its rows fail ``DUPLICATE_INPUT_KEY``)
+        or ``"last"`` (archived once; the earlier rows share that outcome).
 
     Returns to XCom ``{"operation": "archive", "records", "succeeded", "failed", "created", "updated",
     "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
@@ -178,6 +126,14 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         super().__init__(**kwargs)
         self.id_column = id_column
         self.verify_exists = verify_exists
+
+    @property
+    def key_name(self) -> str:  # type: ignore[override]
+        return self.id_column
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
+        self.require_columns(frame, self.id_column)
+        return [row_key(value) for value in frame[self.id_column].tolist()]
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": self.id_column, "verify": self.verify_exists}
@@ -199,15 +155,18 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
 
     def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
         if not self.verify_exists:
-            return client.batch_archive(inputs.items, batch_size=self.batch_size)
+            return client.batch_archive(inputs.items, batch_size=self.batch_size,
+                                        observer=window.observer(inputs.rows))
         found = _existence(client, inputs.items)
         result = BatchResult(self.operation)
-        for position, outcome in found.archived.items():
+        for position, outcome in found.settled.items():
             result.outcomes.append(
                 RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
                 if outcome.succeeded else replace(outcome, index=position, message=(
-                    f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)")))
-        sent = client.batch_archive([inputs.items[i] for i in found.active], batch_size=self.batch_size)
+                    f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)"))
+                if outcome.category == "OBJECT_NOT_FOUND" else replace(outcome, index=position))
+        sent = client.batch_archive([inputs.items[i] for i in found.active], batch_size=self.batch_size,
+                                    observer=window.observer([inputs.rows[i] for i in found.active]))
         result.outcomes += [replace(outcome, index=found.active[outcome.index]) for outcome in sent.outcomes]
         result.batches = found.batches + sent.batches
         result.requests = found.requests + sent.requests
@@ -216,32 +175,45 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
 
 @dataclass(frozen=True)
 class _Existence:
-    """Where archive's ids stand: positions of active ones, and the archived read's outcome of the rest
-    (succeeded: already archived; failed: no such appointment)."""
+    """Where archive's ids stand: positions of active ones, and the outcome of the rest (succeeded:
+    already archived; ``OBJECT_NOT_FOUND``: no such appointment; else the read's own failure)."""
 
     active: list[int]
-    archived: dict[int, RecordOutcome]
+    settled: dict[int, RecordOutcome]
     batches: int
     requests: int
 
 
 def _existence(client: AppointmentsClient, ids: list[str]) -> _Existence:
-    """Two batch reads: the ids as active records, then the missing ones as archived records."""
+    """Two batch reads: the ids as active records, then the ones HubSpot did not find as archived records.
+    A read that failed for another reason (a refused batch, a lasting 5xx) keeps its own outcome."""
     active = client.batch_read(ids)
-    missing = [outcome.index for outcome in active.outcomes if not outcome.succeeded]
+    failed = {outcome.index: outcome for outcome in active.outcomes if not outcome.succeeded}
+    missing = [index for index, outcome in failed.items() if outcome.category == "OBJECT_NOT_FOUND"]
     archived = client.batch_read([ids[i] for i in missing], archived=True) if missing else BatchResult("read")
-    return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded],
-                      dict(zip(missing, archived.outcomes)), active.batches + archived.batches,
-                      active.requests + archived.requests)
+    settled = {index: outcome for index, outcome in failed.items() if index not in missing}
+    for index, outcome in zip(missing, archived.outcomes):
+        settled[index] = outcome if outcome.succeeded or outcome.category == "OBJECT_NOT_FOUND" else \
+            replace(outcome, index=index)
+    return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded], settled,
+                      active.batches + archived.batches, active.requests + archived.requests)
 
 
 def _plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow]:
     """Archive's dry run: ids that exist would be archived, archived ones stay, unknown ones are refused."""
     found = _existence(client, ids)
-    return [PlannedRow(position, key, "archive") if position not in found.archived else
-            PlannedRow(position, key, "unchanged", reason="already archived") if found.archived[position].succeeded
-            else PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist")
-            for position, key in enumerate(ids)]
+    plans = []
+    for position, key in enumerate(ids):
+        outcome = found.settled.get(position)
+        if outcome is None:
+            plans.append(PlannedRow(position, key, "archive"))
+        elif outcome.succeeded:
+            plans.append(PlannedRow(position, key, "unchanged", reason="already archived"))
+        elif outcome.category == "OBJECT_NOT_FOUND":
+            plans.append(PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist"))
+        else:
+            plans.append(PlannedRow(position, key, "refused", reason=f"{outcome.category}: {outcome.message}"))
+    return plans
 
 
 class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
@@ -286,6 +258,21 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         self.id_map = id_map
         self.appointment_key = appointment_key
         self.ids_by_key: dict[str, str] = {}
+
+    key_name = "pair"
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
+        """A pair is the appointment (id or key), the target's type and id, and the association type."""
+        columns = [self.appointment_key or self.appointment_id_column, self.to_object_type_column,
+                   self.to_object_id_column, self.association_type_id_column]
+        values = [frame[column].tolist() if column in frame.columns else [None] * len(frame) for column in columns]
+        keys: list[str | None] = []
+        for source, kind, target, type_id in zip(*values):
+            source_key, target_key = row_key(source), row_key(target)
+            keys.append(None if source_key is None or target_key is None else
+                        f"{source_key}->{row_key(kind) or self.to_object_type}:{target_key}"
+                        + (f" (type {row_key(type_id)})" if row_key(type_id) else ""))
+        return keys
 
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
         if self.id_map:
@@ -341,7 +328,8 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         result = BatchResult(self.operation)
         for kind, positions in groups.items():
             sent = client.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
-                                        batch_size=self.batch_size)
+                                          batch_size=self.batch_size,
+                                          observer=window.observer([inputs.rows[i] for i in positions]))
             result.outcomes += [replace(outcome, index=positions[outcome.index]) for outcome in sent.outcomes]
             result.batches += sent.batches
             result.requests += sent.requests

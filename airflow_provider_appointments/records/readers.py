@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,26 +12,9 @@ import pyarrow.parquet as pq
 
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.records.formats import format_of
+from airflow_provider_appointments.records.storage import open_path
 
-
-def open_path(path: str | os.PathLike, mode: str = "rb") -> Any:
-    """Open a local path or a URI (``s3://``, ``gs://``, ``file://``, ``memory://`` …)."""
-    text = str(path)
-    if "://" in text:
-        from airflow.sdk import ObjectStoragePath
-
-        target = ObjectStoragePath(text)
-        if "w" in mode:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        elif not target.exists():
-            raise HubSpotInputError(f"input file {text} does not exist")
-        return target.open(mode)
-    local = Path(text).expanduser()
-    if "w" in mode:
-        local.parent.mkdir(parents=True, exist_ok=True)
-    elif not local.exists():
-        raise HubSpotInputError(f"input file {local} does not exist")
-    return open(local, mode)
+__all__ = ["iter_record_frames", "open_path"]
 
 
 def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tuple[int, pd.DataFrame]]:

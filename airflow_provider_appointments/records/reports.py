@@ -11,7 +11,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from airflow_provider_appointments.records.formats import format_of
-from airflow_provider_appointments.records.readers import open_path
+from airflow_provider_appointments.records.storage import published
 
 FAILURE_SCHEMA = pa.schema([
     ("input_row", pa.int64()), ("input_key", pa.string()), ("status", pa.int64()), ("category", pa.string()),
@@ -36,7 +36,8 @@ class FailureRow:
 
 
 def _write(path: str, table: pa.Table) -> None:
-    with open_path(path, "wb") as handle:
+    """Publish the report whole: a reader sees the previous one or this one, never part of one."""
+    with published(path) as handle:
         if format_of(path, default="parquet") == "csv":
             pa_csv.write_csv(table, handle)
         else:

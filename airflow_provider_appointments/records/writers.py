@@ -9,6 +9,7 @@ keeps 15-17 significant digits; other number properties with more digits are log
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_appointments.records.formats import FORMATS, format_of
 from airflow_provider_appointments.records.properties import PropertySchema
-from airflow_provider_appointments.records.readers import open_path
+from airflow_provider_appointments.records.storage import Publication, open_path
 
 log = logging.getLogger(__name__)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -73,7 +74,10 @@ def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
 
 
 class ExtractWriter:
-    """Append pages of HubSpot records to one file; `close()` returns a summary.
+    """Append pages of HubSpot records to one file; `close()` publishes it and returns a summary.
+
+    The file is written under a temporary name beside `path` and moved there by `close()`; `abort()`
+    (or an extract that fails) leaves `path` as it was: absent, or the previous complete extract.
 
     :param path: local path or URI.
     :param file_format: ``parquet``, ``csv`` or ``jsonl``.
@@ -112,7 +116,8 @@ class ExtractWriter:
         self.records = 0
         self.max_updated_at: str | None = None
         self._buffer: list[dict] = []
-        self._handle = open_path(self.path, "wb")
+        self._publication = Publication(self.path)
+        self._handle = self._publication.handle
         self._writer: Any = None
         self._warned_lossy: set[str] = set()
 
@@ -120,6 +125,11 @@ class ExtractWriter:
     def columns(self) -> list[str]:
         """The extract's column names, in order."""
         return self.schema.names
+
+    @property
+    def written(self) -> int:
+        """Records written so far, buffered ones included."""
+        return self.records + len(self._buffer)
 
     def write_page(self, records: list[dict]) -> None:
         """Buffer a page of ``SimplePublicObject`` records; a row group is written when the buffer is full."""
@@ -208,9 +218,24 @@ class ExtractWriter:
             self._append(self.schema.empty_table())  # an empty extract still has its columns
         if self._writer is not None:
             self._writer.close()
-        self._handle.close()
+        self._publication.commit()
         return {"path": self.path, "records": self.records, "columns": self.columns,
                 "max_updated_at": self.max_updated_at}
+
+
+    def abort(self) -> None:
+        """Drop what was written: the final path is left untouched."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self._publication.abort()
+
+    def __enter__(self) -> ExtractWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is not None:
+            self.abort()
 
 
 def _flatten_for_csv(table: pa.Table) -> pa.Table:

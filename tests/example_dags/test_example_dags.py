@@ -135,3 +135,45 @@ def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simu
     linked = sim.store.associations_of("appointments", created["BOOKING-0"].id)["contacts"]
     assert int(contact_ids[0]) in linked
     assert all(sim.store.get("appointments", i).archived for i in cancelled_before)
+
+
+def test_warehouse_load_run_manually_without_a_logical_date_loads_the_last_interval(
+        run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
+    """Airflow 3 triggers manual runs without a logical date (so without a data interval)."""
+    sim = hubspot_simulator_factory(seed_appointments=400)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    result = run_dag(DAGS / "hubspot_appointments_warehouse_load.py", "hubspot_appointments_warehouse_load",
+                     logical_date=None)
+    assert result.dag_run.logical_date is None
+    assert result.state == "success", result.task_states()
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = result.xcom("extract_modified")
+    assert (window["modified_after"], window["modified_before"]) == (
+        (today - timedelta(days=1)).isoformat(), today.isoformat())
+    low, high = (today - timedelta(days=1)).timestamp() * 1000, today.timestamp() * 1000
+    expected = {str(r.id) for r in sim.store.appointments() if low <= r.updated_ms < high}
+    assert expected and result.xcom("merge_into_warehouse")["modified"] == len(expected)
+
+
+def test_on_new_extract_counts_an_event_listed_under_its_asset_and_its_alias_once():
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "hubspot_appointments_on_new_extract.py"))
+    task = bag.dags["hubspot_appointments_on_new_extract"].get_task("count_by_status")
+    event = SimpleNamespace(asset=SimpleNamespace(uri="file:///nowhere/empty.parquet"), extra={"records": 0},
+                            source_dag_id="load", source_run_id="r1", source_task_id="extract", source_map_index=-1,
+                            timestamp=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    other = SimpleNamespace(**{**vars(event), "source_run_id": "r2"})
+    result = task.python_callable(triggering_asset_events={"asset": [event, other], "alias": [event, other]})
+    assert result["extracts"] == ["/nowhere/empty.parquet", "/nowhere/empty.parquet"]  # two events, each once
+
+
+def test_bulk_backfill_needs_no_pool_that_nobody_created():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "hubspot_appointments_bulk_backfill.py"))
+    upsert = bag.dags["hubspot_appointments_bulk_backfill"].get_task("upsert_shard")
+    assert upsert.pool == "default_pool"  # a task in a pool that does not exist waits for ever
+    assert upsert.max_active_tis_per_dagrun == 4

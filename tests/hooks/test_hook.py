@@ -110,8 +110,10 @@ def test_batch_methods_map_partial_failures_to_inputs(hubspot_simulator, monkeyp
     assert [(o.succeeded, o.new) for o in upserted.outcomes] == [(True, False), (True, True), (False, None)]
     whole = hook.batch_upsert([{"id": "D", "properties": {"hs_appointment_name": "x"}}, {"id": "D", "properties": {}}],
                               id_property="external_appointment_id")
-    assert whole.failed == 2
-    assert {o.message for o in whole.outcomes} == {"Duplicate IDs found in batch input: [D]. IDs must be unique"}
+    # A repeated key is never sent with the input it repeats (HubSpot would refuse the whole batch): the
+    # first is written, the repeat fails on its own.
+    assert [(o.succeeded, o.category) for o in whole.outcomes] == [(True, None), (False, "DUPLICATE_INPUT_KEY")]
+    assert whole.outcomes[1].message == "input 1 repeats the key 'D' of input 0; it was not sent"
 
     archived = hook.batch_archive(["100003", "100004"])
     assert archived.succeeded == 2 and sim.store.get("appointments", 100003).archived

@@ -27,14 +27,20 @@ IDEMPOTENCY = "airflow_idempotency_key"
 # The task as an Airflow worker runs it: one process per try, the same task instance each time.
 TASK_SCRIPT = """
 import json, sys
+from datetime import datetime
 from airflow_provider_appointments.operators import appointments
+
+settings = json.loads(sys.argv[1])
 
 class TI:
     dag_id, task_id, run_id, map_index = "restarts", "write", "manual__2026-11-01T00:00:00+00:00", -1
+    try_number = settings.pop("try_number", 1)
 
-settings = json.loads(sys.argv[1])
+class DagRun:
+    start_date = datetime.fromisoformat(settings.pop("run_started", "2026-11-01T00:00:00+00:00"))
+
 operator = getattr(appointments, settings.pop("operator"))(task_id="write", **settings)
-print("SUMMARY " + json.dumps(operator.execute({"ti": TI()})), flush=True)
+print("SUMMARY " + json.dumps(operator.execute({"ti": TI(), "dag_run": DagRun()})), flush=True)
 """
 
 
@@ -50,11 +56,11 @@ def sim(hubspot_simulator_factory, monkeypatch):
     return simulator
 
 
-def input_file(tmp_path: Path, prefix: str) -> str:
+def input_file(tmp_path: Path, prefix: str, rows: int = ROWS) -> str:
     path = tmp_path / "in.parquet"
-    pd.DataFrame({"external_appointment_id": [f"{prefix}{i}" for i in range(ROWS)],
-                  "hs_appointment_name": [f"{prefix}name-{i}" for i in range(ROWS)],
-                  "hs_duration": [str(i % 90) for i in range(ROWS)]}).to_parquet(path)
+    pd.DataFrame({"external_appointment_id": [f"{prefix}{i}" for i in range(rows)],
+                  "hs_appointment_name": [f"{prefix}name-{i}" for i in range(rows)],
+                  "hs_duration": [str(i % 90) for i in range(rows)]}).to_parquet(path)
     return str(path)
 
 
@@ -103,13 +109,44 @@ def test_a_killed_create_without_a_key_reports_the_unknown_window_and_writes_not
     assert max(created.values()) == 1, "an appointment was created twice"
     failures = pd.read_parquet(tmp_path / "failures.parquet")
     assert summary["records"] == ROWS and summary["succeeded"] + summary["failed"] == ROWS
-    assert set(failures["category"]) == {"AMBIGUOUS_WRITE"} and 0 < len(failures) <= 500  # one window at most
+    # Only the requests in flight at the kill are unknown: concurrency (8) × batch_size (100) rows at most.
+    assert set(failures["category"]) == {"AMBIGUOUS_WRITE"} and 0 < len(failures) <= 800
     assert "not sent again" in failures["message"].iloc[0]
     ids = pd.read_parquet(tmp_path / "ids.parquet")
     assert len(ids) == summary["succeeded"] and set(ids["input_row"]).isdisjoint(failures["input_row"])
     # What HubSpot holds is every succeeded row plus, at most, the ambiguous ones: nothing else.
     succeeded_names = {f"N-name-{row}" for row in ids["input_row"]}
     assert succeeded_names <= set(created) <= succeeded_names | {f"N-name-{row}" for row in failures["input_row"]}
+
+
+def test_a_killed_create_with_default_arguments_writes_nothing_twice(sim, tmp_path):
+    """No key, no checkpoint_path, nothing configured: the default checkpoint under $AIRFLOW_HOME holds."""
+    rows = 6000
+    settings = {"operator": "HubSpotAppointmentsBatchCreateOperator", "records": input_file(tmp_path, "D-", rows),
+                "ignore_columns": ["external_appointment_id"], "max_failed_ratio": 1.0,
+                "failures_path": str(tmp_path / "failures.parquet")}
+    assert run_task(settings, kill_after_writes=30, sim=sim) is None
+    retried = run_task({**settings, "try_number": 2})
+    created = names(sim, "D-")
+    assert max(created.values()) == 1, "an appointment was created twice"
+    assert retried["records"] == rows and retried["created"] == retried["succeeded"]
+    # HubSpot holds every succeeded row and, at most, the rows whose request was in flight at the kill.
+    assert retried["succeeded"] <= len(created) <= rows
+    if retried["failed"]:
+        failures = pd.read_parquet(tmp_path / "failures.parquet")
+        assert set(failures["category"]) == {"AMBIGUOUS_WRITE"} and len(failures) <= 800  # concurrency × batch
+
+
+def test_a_killed_create_with_a_natural_key_counts_what_the_killed_try_created(sim, tmp_path):
+    """Without a checkpoint (opted out), a retry still counts the killed try's records as created."""
+    run_started = pd.Timestamp.now(tz="UTC").isoformat()
+    settings = {"operator": "HubSpotAppointmentsBatchCreateOperator", "records": input_file(tmp_path, "R-"),
+                "dedupe_property": "external_appointment_id", "checkpoint_path": None, "run_started": run_started}
+    assert run_task(settings, kill_after_writes=12, sim=sim) is None
+    assert 0 < len(names(sim, "R-")) < ROWS
+    retried = run_task({**settings, "try_number": 2})
+    assert (retried["created"], retried["unchanged"], retried["failed"]) == (ROWS, 0, 0)
+    assert len(names(sim, "R-")) == ROWS and max(names(sim, "R-").values()) == 1
 
 
 @pytest.mark.parametrize("key", ["dedupe", "idempotency"])
@@ -147,7 +184,7 @@ def test_a_resumed_upsert_reports_what_an_uninterrupted_one_does(hubspot_simulat
         summaries.append(run_task(settings))
         assert len(names(sim, "U-")) == ROWS
     uninterrupted, resumed = ({k: v for k, v in s.items() if k not in ("requests",)} for s in summaries)
-    assert resumed == uninterrupted and uninterrupted["created"] == ROWS
+    assert resumed == uninterrupted and uninterrupted["created"] == ROWS, str((resumed, uninterrupted))
 
 
 def test_lost_answers_with_idempotency_keys_end_exactly_once(hubspot_simulator_factory, monkeypatch, tmp_path):

@@ -1,0 +1,106 @@
+"""One policy for input rows that share a key (``on_duplicate_keys``), the same in every write operator.
+
+Two rows with one key would be one record (or one association, one archive): HubSpot refuses a batch
+that names a key twice, and its answer could not tell the two rows apart. So no two rows of one key
+are ever sent together, and none loses its outcome to another:
+
+- ``"reject"`` (default): every row of a repeated key goes to the failure report as
+  ``DUPLICATE_INPUT_KEY``, naming the other rows; none of them is sent.
+- ``"last"``: only the last row of each key is sent; the earlier rows succeed as ``superseded`` by it
+  (same HubSpot id, not counted as created or updated again), or fail with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from airflow_provider_appointments.api.results import DUPLICATE_INPUT_KEY, INVALID_INPUT, RecordOutcome
+from airflow_provider_appointments.errors import HubSpotInputError
+
+POLICIES = ("reject", "last")
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise HubSpotInputError(f"on_duplicate_keys must be one of {POLICIES}, got {policy!r}")
+    return policy
+
+
+class DuplicateKeys:
+    """The rows of each repeated key in one input, and what `policy` makes of them.
+
+    :param keys: (input row, key) of every row; rows without a key (None) are never duplicates.
+    :param described_as: what the key is, for messages (``external_appointment_id``, ``id``, ``pair``).
+    """
+
+    def __init__(self, keys: Iterable[tuple[int, str | None]], policy: str = "reject",
+                 described_as: str = "key") -> None:
+        rows: dict[str, list[int]] = {}
+        for row, key in keys:
+            if key is not None:
+                rows.setdefault(key, []).append(row)
+        self.policy = check_policy(policy)
+        self.described_as = described_as
+        self.duplicates = {key: found for key, found in rows.items() if len(found) > 1}
+        self.last_row = {key: found[-1] for key, found in self.duplicates.items()}
+        # By row, not by an outcome's key: an operator's outcome keys need not be its row keys.
+        self.key_of = {row: key for key, found in self.duplicates.items() for row in found}
+        self._final: dict[str, RecordOutcome] = {}
+        self._waiting: list[RecordOutcome] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.duplicates)
+
+    def superseded(self, row: int, key: str | None) -> bool:
+        return key is not None and key in self.last_row and self.last_row[key] != row
+
+    def refusal(self, row: int, key: str) -> RecordOutcome:
+        others = [other for other in self.duplicates[key] if other != row][:10]
+        return RecordOutcome(row, key, False, category=DUPLICATE_INPUT_KEY, message=(
+            f"row {row}: {self.described_as} {key!r} also appears in rows {others}"))
+
+    def placeholder(self, row: int, key: str) -> RecordOutcome:
+        """What an earlier row holds until its key's last row has an outcome."""
+        return RecordOutcome(row, key, True, message=f"superseded by row {self.last_row[key]}")
+
+    def held_back(self, row: int, key: str | None) -> RecordOutcome | None:
+        """The outcome a row gets instead of being sent, or None when it is sent."""
+        if key is None or key not in self.duplicates:
+            return None
+        if self.policy == "reject":
+            return self.refusal(row, key)
+        return self.placeholder(row, key) if self.superseded(row, key) else None
+
+    def settle(self, outcomes: list[RecordOutcome], last: bool = False) -> list[RecordOutcome]:
+        """Outcomes ready to count: an earlier row leaves once its key's last row has its outcome
+        (which may come in a later window); `last` is the call after the final window."""
+        if self.policy != "last" or not self.duplicates:
+            return outcomes
+        ready = []
+        for outcome in outcomes:
+            key = self.key_of.get(outcome.index)
+            if key is not None and self.last_row[key] == outcome.index:
+                self._final[key] = outcome
+            if outcome.succeeded and self.superseded(outcome.index, key):
+                self._waiting.append(outcome)
+            else:
+                ready.append(outcome)
+        waiting, self._waiting = self._waiting, []
+        for outcome in waiting:
+            final = self._final.get(self.key_of[outcome.index])
+            if final is not None:
+                ready.append(_take_outcome(outcome, final))
+            elif last:  # cannot happen when the input reads the same twice; never drop a row
+                ready.append(replace(outcome, succeeded=False, category=INVALID_INPUT,
+                                     message=f"{outcome.message}, whose outcome is unknown"))
+            else:
+                self._waiting.append(outcome)
+        return ready
+
+
+def _take_outcome(earlier: RecordOutcome, final: RecordOutcome) -> RecordOutcome:
+    """An earlier row of a key shares its last row's record, but is not a second create or update."""
+    if not final.succeeded:
+        return replace(final, index=earlier.index, message=f"{earlier.message}: {final.message}")
+    return replace(final, index=earlier.index, new=False, unchanged=True, message=earlier.message)
