@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_provider_appointments.api.results import OBJECT_NOT_FOUND
+
 # HubSpot numbers its own association types below this; an account's labelled types come after.
 FIRST_USER_DEFINED_TYPE = 1000
 
@@ -23,7 +25,7 @@ def explain_association_error(error: dict, to_object_type: str) -> dict:
     context = error.get("context") or {}
     pairs = [f"{a}->{b}" for a, b in zip(context.get("fromObjectId", []), context.get("toObjectId", []))]
     message = str(error.get("message") or "")
-    if error.get("category") == "OBJECT_NOT_FOUND":
+    if error.get("category") == OBJECT_NOT_FOUND:
         missing = set(map(str, context.get("id", [])))
         sides = [f"appointment {value}" for value in context.get("fromObjectId", []) if str(value) in missing]
         sides += [f"{to_object_type} record {value}" for value in context.get("toObjectId", [])

@@ -27,7 +27,7 @@ from airflow_provider_appointments.api.paging import (
     TimestampFrontier,
     paginate,
 )
-from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult
+from airflow_provider_appointments.api.results import BATCH_LIMIT, OBJECT_NOT_FOUND, UNMAPPED_RESULT, BatchResult
 from airflow_provider_appointments.api.settings import ClientSettings
 from airflow_provider_appointments.api.timestamps import MODIFIED, modified_filters, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError, HubSpotInputError
@@ -472,7 +472,7 @@ class AppointmentsClient:
                                  key=str, keep_records=True, result_key=lambda item: str(item["from"]["id"]),
                                  body=lambda keys: {"inputs": [{"id": key} for key in keys]})
         result = self.batches.run(endpoint, [str(value) for value in appointment_ids])
-        failed = [o for o in result.failures() if o.category not in ("OBJECT_NOT_FOUND", "UNMAPPED_RESULT")]
+        failed = [o for o in result.failures() if o.category not in (OBJECT_NOT_FOUND, UNMAPPED_RESULT)]
         if failed:
             raise HubSpotError(f"reading {to_object_type} associations failed for {len(failed)} appointment(s): "
                                f"{failed[0].category} {failed[0].message}")

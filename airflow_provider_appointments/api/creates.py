@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_appointments.api.batches import UNKEYED, BatchEndpoint, BatchRunner, Chunk, ChunkObserver
-from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, CONFLICT, BatchResult, RecordOutcome
 from airflow_provider_appointments.api.timestamps import created_ms, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 
 ON_EXISTING = ("skip", "update", "fail")
-AMBIGUOUS = AMBIGUOUS_WRITE
 
 
 class Creates:
@@ -79,7 +78,7 @@ class Creates:
         traced = [(index, {**item, "objectWriteTraceId": self.trace(index)}) for index, item in chunk]
         keys = {index: self.key_of(item, index) for index, item in chunk}
         outcomes = [replace(outcome, key=keys[outcome.index]) for outcome in self.runner.send(self.endpoint, traced)]
-        unsure = [o for o in outcomes if not o.succeeded and o.category in (AMBIGUOUS, "CONFLICT")]
+        unsure = [o for o in outcomes if not o.succeeded and o.category in (AMBIGUOUS_WRITE, CONFLICT)]
         if not self.unique_property or not unsure:
             return outcomes
         settled = {o.index: o for o in outcomes if o not in unsure}
@@ -98,7 +97,7 @@ class Creates:
                 # Not created (a lost answer, or a whole batch refused for another input's conflict):
                 # sending it again cannot write twice. A conflict on another unique property is sent
                 # once more, then reported.
-                again = attempt < self.max_attempts if outcome.category == AMBIGUOUS else attempt == 1
+                again = attempt < self.max_attempts if outcome.category == AMBIGUOUS_WRITE else attempt == 1
                 if again:
                     resend.append((outcome.index, items[outcome.index]))
                 else:
@@ -106,7 +105,7 @@ class Creates:
             elif created_ms(record) >= self.since:
                 settled[outcome.index] = RecordOutcome(outcome.index, outcome.key, True, hubspot_id=str(record["id"]),
                                                        new=True)
-            elif outcome.category == AMBIGUOUS or self.on_existing == "skip":
+            elif outcome.category == AMBIGUOUS_WRITE or self.on_existing == "skip":
                 settled[outcome.index] = RecordOutcome(outcome.index, outcome.key, True, hubspot_id=str(record["id"]),
                                                        new=False, unchanged=True)
             elif self.on_existing == "update":

@@ -26,7 +26,6 @@ from airflow_provider_appointments.api.timestamps import to_epoch_ms
 if TYPE_CHECKING:
     from airflow_provider_appointments.api.client import AppointmentsClient
 
-OBJECT_ID = "hs_object_id"
 # Pages waiting for the writer: enough to keep every stream busy, few enough to keep memory flat.
 QUEUE_PAGES = 16
 # Ids a search stream claims at a time, in records (two pages): small, so that the faster side takes

@@ -18,6 +18,9 @@ DUPLICATE_INPUT_KEY = "DUPLICATE_INPUT_KEY"
 TRANSPORT_ERROR = "TRANSPORT_ERROR"
 UNMAPPED_RESULT = "UNMAPPED_RESULT"
 INVALID_INPUT = "INVALID_INPUT"
+# HubSpot's own categories that this provider acts on.
+OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
+CONFLICT = "CONFLICT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,4 +169,4 @@ def map_answer(
 
 
 def _error_status(error: dict) -> int | None:
-    return {"OBJECT_NOT_FOUND": 404, "VALIDATION_ERROR": 400, "CONFLICT": 409}.get(error.get("category") or "", 400)
+    return {OBJECT_NOT_FOUND: 404, "VALIDATION_ERROR": 400, CONFLICT: 409}.get(error.get("category") or "", 400)

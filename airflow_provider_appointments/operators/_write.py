@@ -26,7 +26,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.batches import ChunkObserver
 from airflow_provider_appointments.api.client import AppointmentsClient
-from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import BATCH_LIMIT, INVALID_INPUT, BatchResult, RecordOutcome
 from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
@@ -51,6 +51,7 @@ from airflow_provider_appointments.records.reports import (
     write_plan,
 )
 from airflow_provider_appointments.records.serialization import serialize_frame
+from airflow_provider_appointments.records.storage import is_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -184,7 +185,7 @@ class Tally:
 def fingerprint(records: Any, settings: dict[str, Any]) -> str:
     """What makes a checkpoint valid: the same input (path, size, mtime, or content) and the same settings."""
     source: Any
-    if isinstance(records, (str, os.PathLike)) and "://" not in str(records) and os.path.exists(records):
+    if isinstance(records, (str, os.PathLike)) and not is_uri(records) and os.path.exists(records):
         stat = os.stat(records)
         source = [str(records), stat.st_size, stat.st_mtime_ns]
     elif isinstance(records, (str, os.PathLike)):
@@ -559,7 +560,7 @@ class HubSpotWriteOperator(BaseOperator):
                                      ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
         refused = [local_failure(window.row(position),
                                  row_key(frame[key_column].iloc[position]) if key_column in frame.columns else None,
-                                 "INVALID_INPUT", message)
+                                 INVALID_INPUT, message)
                    for position, message in sorted(serialized.errors.items())]
         sendable = [(window.row(position), properties) for position, properties in enumerate(serialized.rows)
                     if position not in serialized.errors]

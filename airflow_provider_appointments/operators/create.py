@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
-from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
     HubSpotWriteOperator,
@@ -154,7 +154,7 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         inputs = WindowInputs(settled=refused)
         for row, properties in sendable:
             if self.dedupe_property and not properties.get(self.dedupe_property):
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT", f"row {row}: {self.dedupe_property} "
+                inputs.settled.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {self.dedupe_property} "
                                                     "is empty; it is needed to create safely"))
                 continue
             if self.idempotency_property:

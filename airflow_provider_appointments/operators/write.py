@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from airflow_provider_appointments.api.client import AppointmentsClient
-from airflow_provider_appointments.api.results import BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
     HubSpotWriteOperator,
@@ -77,7 +77,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         for row, properties in sendable:
             key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
             if key is None:
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT",
+                inputs.settled.append(local_failure(row, None, INVALID_INPUT,
                                                     f"row {row}: {self.id_column} is empty"))
             else:
                 inputs.add(row, {"id": key, "properties": properties})
@@ -144,7 +144,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         for position, value in enumerate(window.frame[self.id_column].tolist()):
             key, row = row_key(value), window.row(position)
             if key is None:
-                inputs.settled.append(local_failure(row, None, "INVALID_INPUT",
+                inputs.settled.append(local_failure(row, None, INVALID_INPUT,
                                                     f"row {row}: {self.id_column} is empty"))
             else:
                 inputs.add(row, key)
@@ -164,7 +164,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
                 RecordOutcome(position, outcome.key, True, hubspot_id=outcome.key, unchanged=True)
                 if outcome.succeeded else replace(outcome, index=position, message=(
                     f"appointment {outcome.key} does not exist (HubSpot would answer 204 all the same)"))
-                if outcome.category == "OBJECT_NOT_FOUND" else replace(outcome, index=position))
+                if outcome.category == OBJECT_NOT_FOUND else replace(outcome, index=position))
         sent = client.batch_archive([inputs.items[i] for i in found.active], batch_size=self.batch_size,
                                     observer=window.observer([inputs.rows[i] for i in found.active]))
         result.outcomes += [replace(outcome, index=found.active[outcome.index]) for outcome in sent.outcomes]
@@ -189,11 +189,11 @@ def _existence(client: AppointmentsClient, ids: list[str]) -> _Existence:
     A read that failed for another reason (a refused batch, a lasting 5xx) keeps its own outcome."""
     active = client.batch_read(ids)
     failed = {outcome.index: outcome for outcome in active.outcomes if not outcome.succeeded}
-    missing = [index for index, outcome in failed.items() if outcome.category == "OBJECT_NOT_FOUND"]
+    missing = [index for index, outcome in failed.items() if outcome.category == OBJECT_NOT_FOUND]
     archived = client.batch_read([ids[i] for i in missing], archived=True) if missing else BatchResult("read")
     settled = {index: outcome for index, outcome in failed.items() if index not in missing}
     for index, outcome in zip(missing, archived.outcomes):
-        settled[index] = outcome if outcome.succeeded or outcome.category == "OBJECT_NOT_FOUND" else \
+        settled[index] = outcome if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else \
             replace(outcome, index=index)
     return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded], settled,
                       active.batches + archived.batches, active.requests + archived.requests)
@@ -209,7 +209,7 @@ def _plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow
             plans.append(PlannedRow(position, key, "archive"))
         elif outcome.succeeded:
             plans.append(PlannedRow(position, key, "unchanged", reason="already archived"))
-        elif outcome.category == "OBJECT_NOT_FOUND":
+        elif outcome.category == OBJECT_NOT_FOUND:
             plans.append(PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist"))
         else:
             plans.append(PlannedRow(position, key, "refused", reason=f"{outcome.category}: {outcome.message}"))
@@ -297,18 +297,18 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
             if not appointment_id:
                 reason = (f"{self.appointment_key} {source!r} is not in the id map (was it created?)"
                           if self.appointment_key else f"{self.appointment_id_column} is empty")
-                inputs.settled.append(local_failure(row, source, "INVALID_INPUT", f"row {row}: {reason}"))
+                inputs.settled.append(local_failure(row, source, INVALID_INPUT, f"row {row}: {reason}"))
                 continue
             if not target or not kind:
                 inputs.settled.append(local_failure(
-                    row, f"{appointment_id}->{target}", "INVALID_INPUT",
+                    row, f"{appointment_id}->{target}", INVALID_INPUT,
                     f"row {row}: {self.to_object_id_column} or the object type is empty"))
                 continue
             item: dict[str, Any] = {"appointment_id": appointment_id, "to_object_id": target}
             type_id = row_key(frame[self.association_type_id_column].iloc[position]) \
                 if self.association_type_id_column in frame.columns else None
             if type_id and not type_id.isdigit():
-                inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", "INVALID_INPUT",
+                inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", INVALID_INPUT,
                                                     f"row {row}: {self.association_type_id_column} {type_id!r} is not "
                                                     "an association type id (a whole number)"))
                 continue

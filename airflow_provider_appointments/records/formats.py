@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.records.storage import is_uri
 
 FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
 EXTENSIONS: dict[str, str] = {
@@ -36,6 +37,6 @@ def format_of(path: str | os.PathLike, default: str | None = None) -> str:
 
 def asset_uri(path: str) -> str:
     """A path as an Airflow asset URI: URIs as they are, local paths as ``file://`` absolute paths."""
-    if "://" in path:
+    if is_uri(path):
         return path
     return "file://" + os.path.abspath(os.path.expanduser(path))
