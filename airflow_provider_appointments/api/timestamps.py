@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_appointments.errors import HubSpotInputError
 
 MODIFIED = "hs_lastmodifieddate"
+
+
+def parse_moment(value: Any, name: str = "moment") -> datetime | None:
+    """An ISO 8601 string (``Z`` or an offset) or a datetime as an aware datetime (naive = UTC); None
+    for an empty value. `name` is what the error calls it."""
+    if value in (None, "", "None"):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise HubSpotInputError(f"{name} must be an ISO 8601 date or datetime (e.g. 2026-03-01T00:00:00+00:00 "
+                                f"or {{{{ data_interval_start }}}}), got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def to_epoch_ms(moment: datetime | int | str) -> int:
     """A datetime (naive = UTC), ISO 8601 string or epoch ms as epoch milliseconds."""
     if isinstance(moment, int):
         return moment
-    if isinstance(moment, str):
-        if moment.lstrip("-").isdigit():
-            return int(moment)
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    if isinstance(moment, str) and moment.lstrip("-").isdigit():
+        return int(moment)
+    parsed = parse_moment(moment)
+    if parsed is None:
+        raise HubSpotInputError(f"an empty moment has no epoch milliseconds: {moment!r}")
+    return int(parsed.timestamp() * 1000)
 
 
 def modified_filters(lower_ms: int | None, upper_ms: int | None) -> list[dict]:

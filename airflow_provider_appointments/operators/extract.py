@@ -12,7 +12,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.extraction import ExtractPlan, iter_everything, iter_window
-from airflow_provider_appointments.api.timestamps import modified_filters, to_epoch_ms
+from airflow_provider_appointments.api.timestamps import modified_filters, parse_moment, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.lineage import extract_lineage
@@ -31,20 +31,6 @@ EXTRACT_ASSET_ALIAS = "hubspot_appointments_extract"
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def parse_moment(value: Any, name: str = "moment") -> datetime | None:
-    """An ISO 8601 string or datetime as an aware datetime (naive = UTC); `name` is for the error."""
-    if value in (None, "", "None"):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise HubSpotInputError(f"{name} must be an ISO 8601 date or datetime (e.g. 2026-03-01T00:00:00+00:00 "
-                                f"or {{{{ data_interval_start }}}}), got {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def check_window(after: datetime | None, before: datetime | None) -> None:
