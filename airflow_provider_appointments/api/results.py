@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from airflow_provider_appointments.api.timestamps import created_ms
@@ -27,11 +27,14 @@ CONFLICT = "CONFLICT"
 class RecordOutcome:
     """Where one input ended: succeeded (with its HubSpot id) or failed (with HubSpot's reason).
 
-    :param index: position of the input in the inputs given to the hook call (0-based).
+    :param index: position of the input in the inputs given to the client call (0-based); -1 for a
+        row the operators settled without a request.
     :param key: the input's key: id, idProperty value, or ``"<appointment id>-><object id>"``.
     :param new: the write created the record (True) or changed an existing one (False).
     :param unchanged: succeeded without a write: the record already was as asked (a create whose
         unique value exists, with ``on_existing="skip"``; an id already archived).
+    :param input_row: the row of the user's input it belongs to (0-based, in the original input):
+        set by the operators through `at_input_rows`, None in the client layer.
     """
 
     index: int
@@ -45,6 +48,18 @@ class RecordOutcome:
     context: dict | None = None
     correlation_id: str | None = None
     unchanged: bool = False
+    input_row: int | None = None
+
+
+def at_input_rows(outcomes: Sequence[RecordOutcome], rows: Sequence[int]) -> list[RecordOutcome]:
+    """The outcomes of a call whose input at position ``i`` came from input row ``rows[i]``: the one
+    place a call position becomes a row of the user's input."""
+    return [replace(outcome, input_row=rows[outcome.index]) for outcome in outcomes]
+
+
+def settled_row(input_row: int, key: str | None, succeeded: bool, **facts: Any) -> RecordOutcome:
+    """The outcome of a row settled without a request (refused, superseded, ambiguous)."""
+    return RecordOutcome(-1, key, succeeded, input_row=input_row, **facts)
 
 
 @dataclass

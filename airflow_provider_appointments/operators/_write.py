@@ -26,7 +26,14 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.batches import ChunkObserver
 from airflow_provider_appointments.api.client import AppointmentsClient
-from airflow_provider_appointments.api.results import BATCH_LIMIT, INVALID_INPUT, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import (
+    BATCH_LIMIT,
+    INVALID_INPUT,
+    BatchResult,
+    RecordOutcome,
+    at_input_rows,
+    settled_row,
+)
 from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
@@ -70,7 +77,14 @@ def check_batch_size(batch_size: int) -> int:
 
 def local_failure(input_row: int, key: str | None, category: str, message: str) -> RecordOutcome:
     """A row that fails before any request (bad value, duplicate key, missing id)."""
-    return RecordOutcome(input_row, key, False, category=category, message=message)
+    return settled_row(input_row, key, False, category=category, message=message)
+
+
+def row_of(outcome: RecordOutcome) -> int:
+    """The input row an operator-level outcome belongs to (always set once it left `at_input_rows`)."""
+    if outcome.input_row is None:
+        raise RuntimeError(f"outcome of {outcome.key!r} has no input row: it never passed at_input_rows")
+    return outcome.input_row
 
 
 def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
@@ -142,7 +156,7 @@ class WindowInputs:
 
     def without(self, rows: set[int]) -> WindowInputs:
         """These inputs less `rows` (settled by an earlier attempt)."""
-        kept = WindowInputs(settled=[outcome for outcome in self.settled if outcome.index not in rows])
+        kept = WindowInputs(settled=[outcome for outcome in self.settled if outcome.input_row not in rows])
         for row, item in zip(self.rows, self.items):
             if row not in rows:
                 kept.add(row, item)
@@ -172,9 +186,9 @@ class Tally:
                 self.updated += outcome.new is False and not outcome.unchanged
                 self.unchanged += outcome.unchanged
                 if keep_id_map:
-                    self.id_map.append((outcome.index, outcome.key, outcome.hubspot_id, outcome.new))
+                    self.id_map.append((row_of(outcome), outcome.key, outcome.hubspot_id, outcome.new))
             else:
-                self.failures.append(FailureRow(outcome.index, outcome.key, outcome.status, outcome.category,
+                self.failures.append(FailureRow(row_of(outcome), outcome.key, outcome.status, outcome.category,
                                                 outcome.message, outcome.context, outcome.correlation_id))
 
     @property
@@ -464,7 +478,7 @@ class HubSpotWriteOperator(BaseOperator):
             inputs = self._inputs(window)
             plans = self.plan_inputs(client, inputs, window) if inputs.items else []
             planned += [replace(plan, input_row=inputs.rows[plan.input_row]) for plan in plans]
-            planned += [PlannedRow(o.index, o.key, "superseded" if o.succeeded else "refused", reason=o.message)
+            planned += [PlannedRow(row_of(o), o.key, "superseded" if o.succeeded else "refused", reason=o.message)
                         for o in inputs.settled]
             progress.add(len(frame))
         planned.sort(key=lambda plan: plan.input_row)
@@ -485,11 +499,11 @@ class HubSpotWriteOperator(BaseOperator):
         if progress.settled:  # answered before the previous attempt stopped: never sent again
             inputs = inputs.without(set(progress.settled))
         sent = self.send_inputs(client, inputs, window) if inputs.items else BatchResult(self.operation)
-        outcomes = [replace(outcome, index=inputs.rows[outcome.index]) for outcome in sent.outcomes]
+        outcomes = at_input_rows(sent.outcomes, inputs.rows)
         result = WindowResult(sorted(outcomes + inputs.settled + list(progress.settled.values()),
-                                     key=lambda o: o.index), sent.batches + progress.answered,
+                                     key=row_of), sent.batches + progress.answered,
                              sent.requests + progress.requests)
-        if len(result.outcomes) != len(window.frame) or len({o.index for o in result.outcomes}) != len(window.frame):
+        if len({row_of(o) for o in result.outcomes}) != len(window.frame) or len(result.outcomes) != len(window.frame):
             raise RuntimeError(f"{self.operation}: {len(result.outcomes)} outcomes for {len(window.frame)} rows")
         if window.checkpoint:
             window.checkpoint.save(window.number, result)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_provider_appointments.api.results import RecordOutcome
+from airflow_provider_appointments.api.results import RecordOutcome, at_input_rows
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.records.storage import is_uri, location, open_path, published, remove
 
@@ -85,8 +85,8 @@ class RequestJournal:
             return
         with self._lock:
             name = self._names.pop(min(outcome.index for outcome in outcomes))
-        rows = [{**asdict(outcome), "index": self.rows[outcome.index]} for outcome in outcomes]
-        self.checkpoint.write(f"{name}.settled", {"outcomes": rows})
+        self.checkpoint.write(f"{name}.settled", {"outcomes": [asdict(outcome) for outcome in
+                                                               at_input_rows(outcomes, self.rows)]})
 
 
 class Checkpoint:
@@ -167,7 +167,7 @@ class Checkpoint:
             if settled is not None:
                 progress.answered += 1
                 for item in settled["outcomes"]:
-                    progress.settled[int(item["index"])] = RecordOutcome(**item)
+                    progress.settled[int(item["input_row"])] = RecordOutcome(**item)
             elif sending is not None:
                 in_flight.update(int(row) for row in sending["rows"])
                 started = int(sending["started_ms"])

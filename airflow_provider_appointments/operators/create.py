@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
-from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, RecordOutcome
+from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, settled_row
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
     HubSpotWriteOperator,
@@ -163,7 +163,7 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             inputs.add(row, {"properties": properties, "associations": self._associations(window, row)})
         if window.in_flight and not self.unique_property:
             # Without a key nobody can tell which of these the interrupted attempt created.
-            return inputs.held_back(lambda row: RecordOutcome(row, str(row), False, category=AMBIGUOUS_WRITE, message=(
+            return inputs.held_back(lambda row: settled_row(row, str(row), False, category=AMBIGUOUS_WRITE, message=(
                 f"row {row} was in a request the previous attempt sent without learning HubSpot's answer; "
                 "without dedupe_property or idempotency_property it cannot be known whether HubSpot created it, "
                 "so it is not sent again")) if row in window.in_flight else None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from airflow_provider_appointments.api.results import DUPLICATE_INPUT_KEY, INVALID_INPUT, RecordOutcome
+from airflow_provider_appointments.api.results import DUPLICATE_INPUT_KEY, INVALID_INPUT, RecordOutcome, settled_row
 from airflow_provider_appointments.errors import HubSpotInputError
 
 POLICIES = ("reject", "last")
@@ -47,7 +47,7 @@ class DuplicateKeys:
         # By row, not by an outcome's key: an operator's outcome keys need not be its row keys.
         self.key_of = {row: key for key, found in self.duplicates.items() for row in found}
         self._final: dict[str, RecordOutcome] = {}
-        self._waiting: list[RecordOutcome] = []
+        self._waiting: list[tuple[str, RecordOutcome]] = []
 
     def __bool__(self) -> bool:
         return bool(self.duplicates)
@@ -57,12 +57,12 @@ class DuplicateKeys:
 
     def refusal(self, row: int, key: str) -> RecordOutcome:
         others = [other for other in self.duplicates[key] if other != row][:10]
-        return RecordOutcome(row, key, False, category=DUPLICATE_INPUT_KEY, message=(
+        return settled_row(row, key, False, category=DUPLICATE_INPUT_KEY, message=(
             f"row {row}: {self.described_as} {key!r} also appears in rows {others}"))
 
     def placeholder(self, row: int, key: str) -> RecordOutcome:
         """What an earlier row holds until its key's last row has an outcome."""
-        return RecordOutcome(row, key, True, message=f"superseded by row {self.last_row[key]}")
+        return settled_row(row, key, True, message=f"superseded by row {self.last_row[key]}")
 
     def held_back(self, row: int, key: str | None) -> RecordOutcome | None:
         """The outcome a row gets instead of being sent, or None when it is sent."""
@@ -79,28 +79,29 @@ class DuplicateKeys:
             return outcomes
         ready = []
         for outcome in outcomes:
-            key = self.key_of.get(outcome.index)
-            if key is not None and self.last_row[key] == outcome.index:
+            row = outcome.input_row if outcome.input_row is not None else -1
+            key = self.key_of.get(row)
+            if key is not None and self.last_row[key] == row:
                 self._final[key] = outcome
-            if outcome.succeeded and self.superseded(outcome.index, key):
-                self._waiting.append(outcome)
+            if key is not None and outcome.succeeded and self.superseded(row, key):
+                self._waiting.append((key, outcome))
             else:
                 ready.append(outcome)
         waiting, self._waiting = self._waiting, []
-        for outcome in waiting:
-            final = self._final.get(self.key_of[outcome.index])
+        for key, outcome in waiting:
+            final = self._final.get(key)
             if final is not None:
                 ready.append(_take_outcome(outcome, final))
             elif last:  # cannot happen when the input reads the same twice; never drop a row
                 ready.append(replace(outcome, succeeded=False, category=INVALID_INPUT,
                                      message=f"{outcome.message}, whose outcome is unknown"))
             else:
-                self._waiting.append(outcome)
+                self._waiting.append((key, outcome))
         return ready
 
 
 def _take_outcome(earlier: RecordOutcome, final: RecordOutcome) -> RecordOutcome:
     """An earlier row of a key shares its last row's record, but is not a second create or update."""
     if not final.succeeded:
-        return replace(final, index=earlier.index, message=f"{earlier.message}: {final.message}")
-    return replace(final, index=earlier.index, new=False, unchanged=True, message=earlier.message)
+        return replace(final, input_row=earlier.input_row, message=f"{earlier.message}: {final.message}")
+    return replace(final, input_row=earlier.input_row, new=False, unchanged=True, message=earlier.message)

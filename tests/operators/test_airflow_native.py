@@ -60,15 +60,16 @@ def test_last_key_wins_waits_for_the_last_row_across_windows():
     keys = DuplicateKeys([(0, "A"), (1, "B"), (2, "A"), (3, None), (4, "A")], "last")
     assert keys.duplicates == {"A": [0, 2, 4]} and keys.last_row == {"A": 4}
     assert keys.superseded(0, "A") and not keys.superseded(4, "A") and not keys.superseded(1, "B")
-    first = keys.settle([keys.placeholder(0, "A"), RecordOutcome(1, "B", True, hubspot_id="b")])
-    assert [o.index for o in first] == [1]  # row 0 waits for row 4
-    second = keys.settle([keys.placeholder(2, "A"), RecordOutcome(4, "A", True, hubspot_id="a", new=True)])
-    assert sorted((o.index, o.hubspot_id, o.succeeded, o.new) for o in second) == [
+    first = keys.settle([keys.placeholder(0, "A"), RecordOutcome(-1, "B", True, hubspot_id="b", input_row=1)])
+    assert [o.input_row for o in first] == [1]  # row 0 waits for row 4
+    final = RecordOutcome(-1, "A", True, hubspot_id="a", new=True, input_row=4)
+    second = keys.settle([keys.placeholder(2, "A"), final])
+    assert sorted((o.input_row, o.hubspot_id, o.succeeded, o.new) for o in second) == [
         (0, "a", True, False), (2, "a", True, False), (4, "a", True, True)]  # one record created, not three
     failed = DuplicateKeys([(0, "K"), (1, "K")], "last")
-    settled = failed.settle([failed.placeholder(0, "K"), RecordOutcome(1, "K", False, category="VALIDATION_ERROR",
-                                                                         message="bad")])
-    assert {(o.index, o.succeeded, o.message) for o in settled} == {(0, False, "superseded by row 1: bad"),
+    refused = RecordOutcome(-1, "K", False, category="VALIDATION_ERROR", input_row=1, message="bad")
+    settled = failed.settle([failed.placeholder(0, "K"), refused])
+    assert {(o.input_row, o.succeeded, o.message) for o in settled} == {(0, False, "superseded by row 1: bad"),
                                                                     (1, False, "bad")}
     orphan = DuplicateKeys([(0, "Z"), (5, "Z")], "last")
     assert orphan.settle([orphan.placeholder(0, "Z")]) == []

@@ -211,7 +211,7 @@ def test_checkpoints_work_on_object_storage_uris(tmp_path):
     progress = resumed.progress(0)
     assert sorted(progress.settled) == [10, 11] and progress.settled[10].hubspot_id == "9"
     assert progress.in_flight == {12} and progress.since is not None and progress.requests == 2
-    outcome = RecordOutcome(3, "K", True, hubspot_id="9", new=True)
+    outcome = RecordOutcome(0, "K", True, hubspot_id="9", new=True, input_row=3)
     resumed.save(0, WindowResult([outcome], 1, 1))
     assert resumed.load(0) == WindowResult([outcome], 1, 1)
     assert Checkpoint(f"file://{tmp_path}/ckpt", "fp-1").scan() == (1, [])  # the request records are gone
