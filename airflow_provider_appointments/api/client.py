@@ -337,24 +337,13 @@ class AppointmentsClient:
 
     def iter_id_range(self, low: int, high: int, *, properties: Sequence[str] = (),
                       page_size: int = SEARCH_PAGE_MAX) -> Iterator[list[dict]]:
-        """Appointments with ``low <= hs_object_id < high``, keyset-paged (``GT`` the last id seen,
-        ascending, no offset), so HubSpot's 10,000-result cap never applies."""
-        last, limit = low - 1, max(1, min(page_size, SEARCH_PAGE_MAX))
-        while True:
-            filters = [{"propertyName": OBJECT_ID, "operator": "GT", "value": str(last)},
-                       {"propertyName": OBJECT_ID, "operator": "LT", "value": str(high)}]
-            body = {"filterGroups": [{"filters": filters}], "limit": limit,
-                    "sorts": [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}],
-                    "properties": list(dict.fromkeys([*properties, OBJECT_ID]))}
-            answer = self._search_page(PageRequest(body=body))
-            results = answer.get("results", [])
-            if not results:
-                return
-            yield results
-            last = int(results[-1]["id"])
-            # `total` counts what is left of the range: no request for an empty last page.
-            if len(results) < limit or len(results) >= int(answer.get("total", limit + 1)):
-                return
+        """Appointments with ``low <= hs_object_id < high``, keyset-paged (`KeysetPaginator`: ``GT``
+        the last id seen, ascending, no offset), so HubSpot's 10,000-result cap never applies."""
+        in_range = [{"propertyName": OBJECT_ID, "operator": "GTE", "value": str(low)},
+                    {"propertyName": OBJECT_ID, "operator": "LT", "value": str(high)}]
+        for page in self.iter_search_all([{"filters": in_range}], properties=properties, page_size=page_size):
+            if page:
+                yield page
 
     # -- batches -------------------------------------------------------------------------------
     def batch_read(self, ids: Sequence[str], properties: Sequence[str] | None = None,
