@@ -7,6 +7,7 @@ an Airflow connection and hands it out with ``hook.get_conn()``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -60,6 +61,15 @@ def _by_id(result: dict) -> str:
     return str(result.get("id"))
 
 
+@dataclass(frozen=True)
+class ClientStats:
+    """What a client has sent so far: requests (retries included), 429 answers and retries."""
+
+    requests: int
+    rate_limited: int
+    retries: int
+
+
 class AppointmentsClient:
     """HubSpot's Appointments endpoints.
 
@@ -76,6 +86,10 @@ class AppointmentsClient:
 
     def __repr__(self) -> str:
         return f"AppointmentsClient({self.transport!r}, api_version={self.api_version!r})"
+
+    def stats(self) -> ClientStats:
+        """A snapshot of this client's counters (progress lines and summaries read these)."""
+        return ClientStats(self.transport.requests_sent, self.transport.rate_limited, self.transport.retries)
 
     @property
     def api_version(self) -> str:

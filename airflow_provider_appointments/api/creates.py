@@ -23,6 +23,12 @@ from airflow_provider_appointments.errors import HubSpotInputError
 ON_EXISTING = ("skip", "update", "fail")
 
 
+def check_on_existing(on_existing: str) -> str:
+    if on_existing not in ON_EXISTING:
+        raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
+    return on_existing
+
+
 class Creates:
     """One batch create call: its endpoint, and how its unsure inputs are settled.
 
@@ -34,8 +40,7 @@ class Creates:
                  created_since: datetime | int | None, max_attempts: int,
                  read_by_unique: Callable[[str, Sequence[str]], dict[str, dict]],
                  update: Callable[[list[dict]], BatchResult]) -> None:
-        if on_existing not in ON_EXISTING:
-            raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
+        check_on_existing(on_existing)
         self.runner = runner
         self.unique_property = unique_property
         self.on_existing = on_existing

@@ -467,7 +467,7 @@ class HubSpotWriteOperator(BaseOperator):
         records = self.input_records
         total = len(records) if is_data(records) else None
         return Progress(self.log, self.operation + (" (dry run)" if self.is_dry_run else ""), total,
-                        lambda: (client.transport.rate_limited, client.transport.retries))
+                        lambda: (client.stats().rate_limited, client.stats().retries))
 
     def _dry_run(self, client: AppointmentsClient, context: Context) -> dict[str, Any]:
         """Validate and serialize every row as a real run would, read what exists, write nothing."""
@@ -488,7 +488,7 @@ class HubSpotWriteOperator(BaseOperator):
         self.log.info("%s dry run: %d records would be: %s; nothing was written. Report: %s", self.operation,
                       len(planned), ", ".join(f"{action} {count}" for action, count in sorted(actions.items())), path)
         return {"operation": self.operation, "dry_run": True, "records": len(planned), "actions": actions,
-                "requests": client.transport.requests_sent, "report_path": path}
+                "requests": client.stats().requests, "report_path": path}
 
     def _run_window(self, client: AppointmentsClient, window: Window, retry_since: int | None) -> WindowResult:
         """Send what of the window is not settled yet; every row ends with exactly one outcome."""

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from airflow_provider_appointments.api.client import ON_EXISTING, AppointmentsClient, association_input
+from airflow_provider_appointments.api.client import AppointmentsClient, association_input
+from airflow_provider_appointments.api.creates import check_on_existing
 from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, settled_row
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import (
@@ -91,8 +92,7 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         if dedupe_property and idempotency_property:
             raise HubSpotInputError("give dedupe_property (a natural key) or idempotency_property (a derived "
                                     "key), not both")
-        if on_existing not in ON_EXISTING:
-            raise HubSpotInputError(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}")
+        check_on_existing(on_existing)
         self.dedupe_property = dedupe_property
         self.idempotency_property = idempotency_property
         self.idempotency_namespace = idempotency_namespace
@@ -115,9 +115,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                 description="Set by the Airflow HubSpot provider so a retried create is not written twice") is not None
             self.schema = client.get_property_schema()
             self.namespace = self.idempotency_namespace or default_namespace(context)
-        if self.dedupe_property and self.dedupe_property not in self.schema.unique_properties():
-            raise HubSpotInputError(f"dedupe_property {self.dedupe_property!r} is not a unique-value property; "
-                                    f"unique properties: {self.schema.unique_properties()}")
+        if self.dedupe_property:
+            self.schema.require_unique(self.dedupe_property, "dedupe_property")
         self.association_types = {column: client.default_association_type_id(kind)
                                   for column, kind in self.association_columns.items()}
 

@@ -208,7 +208,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         total = (bounds[2] if bounds else 0) if self._is_full(after, before) else \
             self._search_total(client, after, before)
         progress = Progress(self.log, "extract", total,
-                            lambda: (client.transport.rate_limited, client.transport.retries))
+                            lambda: (client.stats().rate_limited, client.stats().retries))
         pages = 0
         # Written under a temporary name and published by close(): a failure leaves output_path as it was.
         with ExtractWriter(self.output_path, self.file_format, schema, properties, self.associations,

@@ -19,7 +19,7 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Logs at most every `every_s` seconds; `done()` logs the last line.
 
-    :param counters: returns (429 answers, retries) of the transport so far.
+    :param counters: returns (429 answers, retries) so far (a client's `stats()`).
     """
 
     def __init__(self, log: Any, what: str, total: int | None = None,

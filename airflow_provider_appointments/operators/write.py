@@ -64,10 +64,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         return {**super().settings(), "id": [self.id_property, self.id_column]}
 
     def prepare(self, client: AppointmentsClient, context: Context) -> None:
-        unique = self.schema.unique_properties()
-        if self.id_property not in unique:
-            raise HubSpotInputError(f"id_property {self.id_property!r} is not a unique-value property; "
-                                    f"unique properties: {unique}")
+        self.schema.require_unique(self.id_property, "id_property")
 
     def build_inputs(self, window: Window) -> WindowInputs:
         mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property

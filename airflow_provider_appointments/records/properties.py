@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from airflow_provider_appointments.errors import HubSpotInputError
+
 
 @dataclass(frozen=True)
 class PropertyDefinition:
@@ -76,6 +78,12 @@ class PropertySchema(Mapping[str, PropertyDefinition]):
     def unique_properties(self) -> list[str]:
         """Properties with ``hasUniqueValue``: those that can identify a record (``idProperty``)."""
         return [name for name, definition in self._by_name.items() if definition.has_unique_value]
+
+    def require_unique(self, name: str, parameter: str) -> None:
+        """Refuse `name` as a key (`parameter` is the argument that named it) unless it has unique values."""
+        unique = self.unique_properties()
+        if name not in unique:
+            raise HubSpotInputError(f"{parameter} {name!r} is not a unique-value property; unique properties: {unique}")
 
     def arrow_type(self, name: str) -> pa.DataType:
         """The column type of a property in an extract (unknown properties are strings)."""

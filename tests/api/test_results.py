@@ -28,3 +28,14 @@ def test_map_answer_gives_each_input_its_own_outcome_by_key_not_position():
     assert [(o.index, o.key, o.succeeded, o.new, o.category) for o in outcomes] == [
         (0, "1", True, False, None), (1, "2", True, True, None), (2, "3", False, None, "OBJECT_NOT_FOUND"),
         (3, "4", False, None, "UNMAPPED_RESULT")]
+
+
+def test_the_client_reports_its_counters_as_one_snapshot(hubspot_simulator, monkeypatch):
+    from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", hubspot_simulator.airflow_connection_json())
+    client = HubSpotAppointmentsHook().get_conn()
+    before = client.stats()
+    client.batch_read(["1", "2"])
+    after = client.stats()
+    assert (after.requests - before.requests, after.rate_limited, after.retries) == (1, 0, 0)
