@@ -17,7 +17,7 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Logs at most every `every_s` seconds; `done()` logs the last line.
+    """Logs at most every `every_s` seconds; `report()` logs the last line.
 
     :param counters: returns (429 answers, retries) so far (a client's `stats()`).
     """
