@@ -9,12 +9,10 @@ row's key. Everything else runs here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,6 @@ from airflow.sdk.definitions._internal.types import NOTSET, ArgNotSet
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
-from airflow_provider_appointments.api.batches import ChunkObserver
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import (
     BATCH_LIMIT,
@@ -32,7 +29,6 @@ from airflow_provider_appointments.api.results import (
     BatchResult,
     RecordOutcome,
     at_input_rows,
-    settled_row,
 )
 from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
@@ -42,23 +38,24 @@ from airflow_provider_appointments.operators.checkpoint import (
     WindowProgress,
     WindowResult,
     default_checkpoint_path,
+    fingerprint,
     warn_if_not_shared,
 )
 from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
+from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
+from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key, row_of
 from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.formats import asset_uri
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import (
-    FailureRow,
     PlannedRow,
     write_failure_report,
     write_id_map,
     write_plan,
 )
 from airflow_provider_appointments.records.serialization import serialize_frame
-from airflow_provider_appointments.records.storage import is_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -75,181 +72,11 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
-def local_failure(input_row: int, key: str | None, category: str, message: str) -> RecordOutcome:
-    """A row that fails before any request (bad value, duplicate key, missing id)."""
-    return settled_row(input_row, key, False, category=category, message=message)
-
-
-def row_of(outcome: RecordOutcome) -> int:
-    """The input row an operator-level outcome belongs to (always set once it left `at_input_rows`)."""
-    if outcome.input_row is None:
-        raise RuntimeError(f"outcome of {outcome.key!r} has no input row: it never passed at_input_rows")
-    return outcome.input_row
-
-
 def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
                   record: dict) -> PlannedRow:
     """Dry run: what writing `properties` to an existing `record` would do (compared per property type)."""
     diff = changes(schema, properties, record.get("properties") or {})
     return PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None)
-
-
-def row_key(value: Any) -> str | None:
-    """An input cell as a key or id: None when missing; ``12.0`` (an id pandas read as float) → ``"12"``."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    text = str(value).strip()
-    if text.endswith(".0") and text[:-2].isdigit():
-        text = text[:-2]
-    return text or None
-
-
-@dataclass(frozen=True)
-class Window:
-    """Consecutive input rows sent together and checkpointed as one.
-
-    :param in_flight: rows an interrupted attempt had sent without learning the answer: they may
-        have been written.
-    :param resumed_since: epoch ms from which records this window's rows may have created are this
-        task's own (the first of those requests; without a checkpoint, the DAG run's start on a
-        retry); None on a first try.
-    :param checkpoint: where each request of the window is recorded as it goes (None: nowhere).
-    """
-
-    number: int
-    first_row: int
-    frame: pd.DataFrame
-    in_flight: frozenset[int] = frozenset()
-    resumed_since: int | None = None
-    checkpoint: Checkpoint | None = None
-
-    def row(self, position: int) -> int:
-        return self.first_row + position
-
-    def observer(self, rows: list[int]) -> ChunkObserver | None:
-        """What records the requests of one batch call whose inputs are these `rows`."""
-        return self.checkpoint.journal(self.number, rows) if self.checkpoint else None
-
-
-@dataclass
-class WindowInputs:
-    """A window made ready to send: client inputs with their input rows, and the rows settled locally."""
-
-    items: list[Any] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    settled: list[RecordOutcome] = field(default_factory=list)
-
-    def add(self, row: int, item: Any) -> None:
-        self.items.append(item)
-        self.rows.append(row)
-
-    def held_back(self, decide: Any) -> WindowInputs:
-        """These inputs less the rows `decide(row)` gives an outcome to instead of sending them."""
-        kept = WindowInputs(settled=list(self.settled))
-        for row, item in zip(self.rows, self.items):
-            outcome = decide(row)
-            if outcome is None:
-                kept.add(row, item)
-            else:
-                kept.settled.append(outcome)
-        return kept
-
-    def without(self, rows: set[int]) -> WindowInputs:
-        """These inputs less `rows` (settled by an earlier attempt)."""
-        kept = WindowInputs(settled=[outcome for outcome in self.settled if outcome.input_row not in rows])
-        for row, item in zip(self.rows, self.items):
-            if row not in rows:
-                kept.add(row, item)
-        return kept
-
-
-@dataclass
-class Tally:
-    """Running totals of one operator run; only failures and id-map rows are kept, not every outcome."""
-
-    records: int = 0
-    succeeded: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    batches: int = 0
-    requests: int = 0
-    failures: list[FailureRow] = field(default_factory=list)
-    id_map: list[tuple[int, str | None, str | None, bool | None]] = field(default_factory=list)
-
-    def add(self, outcomes: Sequence[RecordOutcome], keep_id_map: bool) -> None:
-        for outcome in outcomes:
-            self.records += 1
-            if outcome.succeeded:
-                self.succeeded += 1
-                self.created += outcome.new is True
-                self.updated += outcome.new is False and not outcome.unchanged
-                self.unchanged += outcome.unchanged
-                if keep_id_map:
-                    self.id_map.append((row_of(outcome), outcome.key, outcome.hubspot_id, outcome.new))
-            else:
-                self.failures.append(FailureRow(row_of(outcome), outcome.key, outcome.status, outcome.category,
-                                                outcome.message, outcome.context, outcome.correlation_id))
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-
-def fingerprint(records: Any, settings: dict[str, Any]) -> str:
-    """What makes a checkpoint valid: the same input (path, size, mtime, or content) and the same settings."""
-    source: Any
-    if isinstance(records, (str, os.PathLike)) and not is_uri(records) and os.path.exists(records):
-        stat = os.stat(records)
-        source = [str(records), stat.st_size, stat.st_mtime_ns]
-    elif isinstance(records, (str, os.PathLike)):
-        source = str(records)
-    elif isinstance(records, pd.DataFrame):
-        try:  # row by row, in order
-            digest = hashlib.sha256(pd.util.hash_pandas_object(records, index=True).to_numpy().tobytes())
-        except TypeError:  # unhashable cells, such as the lists of a multi-select column
-            digest = hashlib.sha256(records.to_json(orient="split", default_handler=str).encode())
-        source = digest.hexdigest() + repr(list(records.columns))
-    else:
-        source = hashlib.sha256(json.dumps(records, default=str, sort_keys=True).encode()).hexdigest()
-    return hashlib.sha256(json.dumps([source, settings], default=str, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path: str | None) -> dict[str, Any]:
-    if tally.succeeded + tally.failed != tally.records:  # every input row ends in exactly one place
-        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed} failed "
-                           f"!= {tally.records} records")
-    return {
-        "operation": operation,
-        "records": tally.records,
-        "succeeded": tally.succeeded,
-        "failed": tally.failed,
-        "created": tally.created,
-        "updated": tally.updated,
-        "unchanged": tally.unchanged,
-        "batches": tally.batches,
-        "requests": tally.requests,
-        "failures_path": failures_path,
-        "id_map_path": id_map_path,
-    }
-
-
-def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio: float | None) -> str | None:
-    """A message when the failures exceed what the task tolerates, else None."""
-    if not tally.failed:
-        return None
-    if max_failed_ratio is not None:
-        ratio = tally.failed / max(tally.records, 1)
-        if ratio <= max_failed_ratio:
-            return None
-        limit = f"max_failed_ratio {max_failed_ratio:.2%} (got {ratio:.2%})"
-    else:
-        if tally.failed <= (max_failed_records or 0):
-            return None
-        limit = f"max_failed_records {max_failed_records or 0}"
-    top = ", ".join(f"{category} ×{count}" for category, count in Counter(
-        row.category or "UNKNOWN" for row in tally.failures).most_common(3))
-    return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"
 
 
 def _retry_since(context: Context) -> int | None:

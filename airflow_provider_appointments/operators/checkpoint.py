@@ -14,6 +14,7 @@ one was in flight (at most ``concurrency × batch_size`` rows), and every other 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -23,6 +24,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from airflow_provider_appointments.api.results import RecordOutcome, at_input_rows
 from airflow_provider_appointments.errors import HubSpotInputError
@@ -199,6 +202,25 @@ class Checkpoint:
                 remove(f"{self.path}/{item.name}")
         if not any(folder.iterdir()):
             folder.rmdir()
+
+
+def fingerprint(records: Any, settings: dict[str, Any]) -> str:
+    """What makes a checkpoint valid: the same input (path, size, mtime, or content) and the same settings."""
+    source: Any
+    if isinstance(records, (str, os.PathLike)) and not is_uri(records) and os.path.exists(records):
+        stat = os.stat(records)
+        source = [str(records), stat.st_size, stat.st_mtime_ns]
+    elif isinstance(records, (str, os.PathLike)):
+        source = str(records)
+    elif isinstance(records, pd.DataFrame):
+        try:  # row by row, in order
+            digest = hashlib.sha256(pd.util.hash_pandas_object(records, index=True).to_numpy().tobytes())
+        except TypeError:  # unhashable cells, such as the lists of a multi-select column
+            digest = hashlib.sha256(records.to_json(orient="split", default_handler=str).encode())
+        source = digest.hexdigest() + repr(list(records.columns))
+    else:
+        source = hashlib.sha256(json.dumps(records, default=str, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([source, settings], default=str, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def checkpoint_base() -> tuple[str, bool]:

@@ -14,14 +14,8 @@ from airflow_provider_appointments.api.client import AppointmentsClient, associa
 from airflow_provider_appointments.api.creates import check_on_existing
 from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, settled_row
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.operators._write import (
-    HubSpotWriteOperator,
-    Window,
-    WindowInputs,
-    local_failure,
-    planned_write,
-    row_key,
-)
+from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 
 if TYPE_CHECKING:

@@ -187,7 +187,7 @@ def test_checkpoint_resumes_after_a_crash_without_writing_twice(sim, tmp_path, m
 
 
 def test_checkpoint_fingerprints_tell_inputs_apart_whatever_their_cells_hold():
-    from airflow_provider_appointments.operators._write import fingerprint
+    from airflow_provider_appointments.operators.checkpoint import fingerprint
 
     services = pd.DataFrame({"hs_appointment_services": [["LAB", "IMAGING"], ["THERAPY"]], "n": [1, 2]})
     assert fingerprint(services, {}) == fingerprint(services.copy(), {})  # lists cannot be hashed by pandas
