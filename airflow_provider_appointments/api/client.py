@@ -393,7 +393,7 @@ class AppointmentsClient:
         """
         creates = Creates(self.batches, f"{self.objects_path}/batch/create", unique_property=dedupe_property,
                           on_existing=on_existing, created_since=created_since,
-                          max_attempts=self.transport.retry.max_attempts, read_by_unique=self.read_by_unique,
+                          retry=self.transport.retry, read_by_unique=self.read_by_unique,
                           update=self.batch_update)
         return creates.run(inputs, batch_size, observer)
 

@@ -19,6 +19,7 @@ from airflow_provider_appointments.api.batches import UNKEYED, BatchEndpoint, Ba
 from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, CONFLICT, BatchResult, RecordOutcome
 from airflow_provider_appointments.api.timestamps import created_ms, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.transport.retry import RetryPolicy
 
 ON_EXISTING = ("skip", "update", "fail")
 
@@ -37,7 +38,7 @@ class Creates:
     """
 
     def __init__(self, runner: BatchRunner, path: str, *, unique_property: str | None, on_existing: str,
-                 created_since: datetime | int | None, max_attempts: int,
+                 created_since: datetime | int | None, retry: RetryPolicy,
                  read_by_unique: Callable[[str, Sequence[str]], dict[str, dict]],
                  update: Callable[[list[dict]], BatchResult]) -> None:
         check_on_existing(on_existing)
@@ -47,7 +48,7 @@ class Creates:
         # A record found by the read-back was created by this call (or the interrupted attempt before
         # it) when it is younger than the call; older ones existed before.
         self.since = to_epoch_ms(created_since) if created_since is not None else int(time.time() * 1000)
-        self.max_attempts = max_attempts
+        self.retry = retry
         self.read_by_unique = read_by_unique
         self.update = update
         self.call = uuid.uuid4().hex[:12]  # trace ids make HubSpot answer per input (207)
@@ -102,7 +103,7 @@ class Creates:
                 # Not created (a lost answer, or a whole batch refused for another input's conflict):
                 # sending it again cannot write twice. A conflict on another unique property is sent
                 # once more, then reported.
-                again = attempt < self.max_attempts if outcome.category == AMBIGUOUS_WRITE else attempt == 1
+                again = self.retry.may_resend(attempt) if outcome.category == AMBIGUOUS_WRITE else attempt == 1
                 if again:
                     resend.append((outcome.index, items[outcome.index]))
                 else:

@@ -31,7 +31,15 @@ from airflow_provider_appointments.errors import (
 )
 from airflow_provider_appointments.transport.auth import OAuthRefreshAuth, PrivateAppAuth
 from airflow_provider_appointments.transport.pacing import Pacer
-from airflow_provider_appointments.transport.retry import Action, Attempts, Decision, Failure, Outcome, RetryPolicy
+from airflow_provider_appointments.transport.retry import (
+    Action,
+    Attempts,
+    Decision,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    rate_limit_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +148,15 @@ class HubSpotTransport:
         attempts = Attempts()
         while True:
             attempts.total += 1
-            result = self._attempt(method, path, params, json_body, limiter, attempts.total)
+            result = self._attempt(method, path, params, json_body, limiter, attempts.total, search)
             if isinstance(result, Answer):
                 return result
             failure = result
             attempts.record(failure)
             decision = self.retry.decide(failure, attempts, idempotent=idempotent,
                                          can_refresh=self.auth.refreshable, rng=self._rng)
-            if failure.status == 429:
-                # HubSpot counts the whole account: pause every thread of this transport, not just this one.
-                retrying = decision.action is Action.RETRY
-                limiter.penalize(decision.wait_s if retrying else self.retry.rate_limit_window_s)
+            if decision.pause_s:
+                limiter.penalize(decision.pause_s)
             if decision.action is Action.RAISE:
                 raise _final_error(method, path, failure, decision, attempts.total) from None
             if decision.action is Action.REFRESH:
@@ -165,7 +171,7 @@ class HubSpotTransport:
             time.sleep(decision.wait_s)
 
     def _attempt(self, method: str, path: str, params: Any, json_body: Any, limiter: Pacer,
-                 attempt: int) -> Answer | Failure:
+                 attempt: int, search: bool) -> Answer | Failure:
         """Send once: the answer, or the classified failure."""
         sent_at = limiter.acquire()
         try:
@@ -185,7 +191,7 @@ class HubSpotTransport:
         self._answered = True
         self._count(retried=attempt > 1, limited=response.status_code == 429)
         limiter.observe(response.headers, sent_at)
-        return _judge(response, method, path)
+        return _judge(response, method, path, search)
 
     def _expects_tls(self) -> bool:
         """For an http:// URL that has never answered: does the server speak TLS instead?
@@ -229,7 +235,7 @@ def _error(status: int, body: Any, readable: bool, response: requests.Response, 
     )
 
 
-def _judge(response: requests.Response, method: str, path: str) -> Answer | Failure:
+def _judge(response: requests.Response, method: str, path: str, search: bool = False) -> Answer | Failure:
     """A successful answer, or the failure an answer represents."""
     status = response.status_code
     if status == 204:
@@ -250,7 +256,8 @@ def _judge(response: requests.Response, method: str, path: str) -> Answer | Fail
     else:
         outcome = Outcome.REJECTED
     reason = f"HTTP {status} {error.category}" if error.category else f"HTTP {status}"
-    return Failure(outcome, reason, status, response.headers, body if readable else None, error)
+    return Failure(outcome, reason, status, response.headers, body if readable else None, error,
+                   rate_limit_of(body, search) if status == 429 else None)
 
 
 def _final_error(method: str, path: str, failure: Failure, decision: Decision, attempts: int) -> Exception:

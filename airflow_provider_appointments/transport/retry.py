@@ -21,6 +21,25 @@ class Outcome(enum.Enum):
     MISCONFIGURED = "misconfigured"  # TLS/plain-HTTP mismatch, bad certificate: sending again cannot help
 
 
+class RateLimit(enum.Enum):
+    """Which of HubSpot's limits a 429 answer reports (classified once, from ``policyName`` and whether
+    the request was a search)."""
+
+    TEN_SECONDLY = "TEN_SECONDLY_ROLLING"  # the account's rolling 10-second budget
+    SEARCH = "SEARCH"  # search's own per-second budget ("secondly"; older answers say policyName SECONDLY)
+    DAILY = "DAILY"  # the daily budget: nothing to retry until it resets
+
+
+def rate_limit_of(body: Any, search: bool) -> RateLimit:
+    """The limit a 429 answer reports: ``policyName`` when HubSpot names it, else the endpoint's budget."""
+    policy = body.get("policyName") if isinstance(body, Mapping) else None
+    if policy == "DAILY":
+        return RateLimit.DAILY
+    if search or policy == "SECONDLY":
+        return RateLimit.SEARCH
+    return RateLimit.TEN_SECONDLY
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed attempt, classified once by the transport.
@@ -33,6 +52,7 @@ class Failure:
     :param body: the answer's parsed JSON body, None when there was none or it did not parse.
     :param error: what to raise when the attempt is not retried: an exception (an error answer's), or the
         class to raise with ``reason`` (None: `HubSpotTransportError`).
+    :param rate_limit: for a 429, which limit it reports.
     """
 
     outcome: Outcome
@@ -41,6 +61,7 @@ class Failure:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     error: Exception | type[Exception] | None = None
+    rate_limit: RateLimit | None = None
 
 
 class Action(enum.Enum):
@@ -57,6 +78,8 @@ class Decision:
     :param attempt: attempts so far that count against ``budget``.
     :param budget: the attempts allowed for this kind of failure (logged as ``attempt n/budget``).
     :param ambiguous: when raising, the request (a non-idempotent write) may have been applied.
+    :param pause_s: how long every thread sharing the budget should hold back (a 429: HubSpot counts
+        the whole account, so one thread's refusal is every thread's).
     """
 
     action: Action
@@ -64,6 +87,7 @@ class Decision:
     attempt: int = 0
     budget: int = 0
     ambiguous: bool = False
+    pause_s: float = 0.0
 
 
 @dataclass
@@ -138,13 +162,18 @@ class RetryPolicy:
             return Decision(Action.RETRY, wait, attempts.unsent, self.connect_attempts)
         ambiguous = outcome is Outcome.MAYBE_APPLIED and not idempotent
         if failure.status is not None:
-            wait = self.delay_after_status(attempts.total, failure.status, failure.headers, failure.body,
+            wait = self.delay_after_status(attempts.total, failure.status, failure.headers, failure.rate_limit,
                                            idempotent=idempotent, rng=rng)
         else:
             wait = self.delay_after_failure(attempts.total, safe=not ambiguous, rng=rng)
+        pause = 0.0 if failure.status != 429 else wait if wait is not None else self.rate_limit_window_s
         if wait is None:
-            return Decision(Action.RAISE, ambiguous=ambiguous)
-        return Decision(Action.RETRY, wait, attempts.total, self.max_attempts)
+            return Decision(Action.RAISE, ambiguous=ambiguous, pause_s=pause)
+        return Decision(Action.RETRY, wait, attempts.total, self.max_attempts, pause_s=pause)
+
+    def may_resend(self, attempt: int) -> bool:
+        """A create the client read back and found not created may be sent again (`attempt` so far)."""
+        return attempt < self.max_attempts
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff for the given (1-based) attempt that just failed."""
@@ -156,7 +185,7 @@ class RetryPolicy:
         attempt: int,
         status: int,
         headers: Mapping[str, str],
-        body: Mapping | None,
+        rate_limit: RateLimit | None,
         *,
         idempotent: bool,
         rng: random.Random | None = None,
@@ -165,13 +194,12 @@ class RetryPolicy:
         if attempt >= self.max_attempts or status not in self.retry_statuses:
             return None
         if status == 429:
-            policy = (body or {}).get("policyName")
-            if policy == "DAILY":
+            if rate_limit is RateLimit.DAILY:
                 return None
             retry_after = parse_retry_after(headers.get("Retry-After"))
             if retry_after is not None:
                 return None if retry_after > self.max_retry_after_s else retry_after
-            if policy == "SECONDLY" or "secondly limit" in str((body or {}).get("message", "")):
+            if rate_limit is RateLimit.SEARCH:
                 return self.search_limit_wait_s * attempt
             window_ms = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", self.rate_limit_window_s * 1000)
             window = float(window_ms) / 1000

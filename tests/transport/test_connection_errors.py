@@ -29,7 +29,7 @@ from airflow_provider_appointments.errors import (
 )
 from airflow_provider_appointments.transport.auth import PrivateAppAuth
 from airflow_provider_appointments.transport.http import HubSpotTransport, classify_exception
-from airflow_provider_appointments.transport.retry import Action, Attempts, Failure, Outcome, RetryPolicy
+from airflow_provider_appointments.transport.retry import Action, Attempts, Failure, Outcome, RateLimit, RetryPolicy
 
 TOKEN = "pat-na1-secret-token-never-logged"
 FAST = RetryPolicy(max_attempts=3, backoff_base_s=0.01, backoff_cap_s=0.05)
@@ -342,8 +342,12 @@ def test_retry_policy_decisions_per_outcome():
     assert decide(maybe, 5).action is Action.RAISE and not decide(maybe, 5).ambiguous
     gateway = Failure(Outcome.MAYBE_APPLIED, "HTTP 502", status=502)
     assert decide(gateway, 1, idempotent=False).ambiguous and decide(gateway, 1).action is Action.RETRY
-    limited = Failure(Outcome.REJECTED, "HTTP 429", status=429, headers={"Retry-After": "2"}, body={})
+    limited = Failure(Outcome.REJECTED, "HTTP 429", status=429, headers={"Retry-After": "2"}, body={},
+                      rate_limit=RateLimit.TEN_SECONDLY)
     assert decide(limited, 1, idempotent=False).wait_s == 2 and not decide(limited, 1, idempotent=False).ambiguous
+    # A 429 holds back every thread sharing the budget: as long as the wait, or a window when not retried.
+    assert decide(limited, 1).pause_s == 2 and decide(limited, 5).pause_s == policy.rate_limit_window_s
+    assert decide(gateway, 1).pause_s == 0
     assert decide(Failure(Outcome.REJECTED, "HTTP 400", status=400), 1).action is Action.RAISE
     expired = Failure(Outcome.EXPIRED_TOKEN, "HTTP 401", status=401)
     assert decide(expired, 1, can_refresh=True).action is Action.REFRESH

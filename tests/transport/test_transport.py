@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_appointments.api.results import RecordOutcome, chunked, map_answer
 from airflow_provider_appointments.transport.pacing import Pacer
-from airflow_provider_appointments.transport.retry import RetryPolicy, parse_retry_after
+from airflow_provider_appointments.transport.retry import RateLimit, RetryPolicy, parse_retry_after, rate_limit_of
 
 
 class FakeClock:
@@ -24,14 +24,22 @@ class FakeClock:
         self.now += seconds
 
 
+def test_a_429_is_classified_once_from_typed_facts():
+    # The policy HubSpot names decides; a search answer without one is search's own budget. No message text.
+    assert rate_limit_of({"policyName": "DAILY", "message": "secondly limit"}, search=True) is RateLimit.DAILY
+    assert rate_limit_of({"message": "You have reached your secondly limit."}, search=True) is RateLimit.SEARCH
+    assert rate_limit_of({"message": "You have reached your secondly limit."}, search=False) is RateLimit.TEN_SECONDLY
+    assert rate_limit_of({"policyName": "SECONDLY"}, search=False) is RateLimit.SEARCH
+    assert rate_limit_of(None, search=False) is RateLimit.TEN_SECONDLY
+
+
 def test_retry_policy_decisions():
     policy = RetryPolicy(max_attempts=4)
     rng = random.Random(1)
-    rolling = {"policyName": "TEN_SECONDLY_ROLLING"}
+    rolling = RateLimit.TEN_SECONDLY
     assert policy.delay_after_status(1, 429, {"Retry-After": "3"}, rolling, idempotent=False) == 3
-    assert policy.delay_after_status(1, 429, {}, {"policyName": "DAILY"}, idempotent=True) is None
-    secondly = {"message": "You have reached your secondly limit."}
-    assert policy.delay_after_status(2, 429, {}, secondly, idempotent=True) == 2
+    assert policy.delay_after_status(1, 429, {}, RateLimit.DAILY, idempotent=True) is None
+    assert policy.delay_after_status(2, 429, {}, RateLimit.SEARCH, idempotent=True) == 2
     assert 1 <= policy.delay_after_status(1, 429, {}, rolling, idempotent=True, rng=rng) <= 10
     assert policy.delay_after_status(1, 502, {}, None, idempotent=True, rng=rng) <= 0.5
     assert policy.delay_after_status(1, 502, {}, None, idempotent=False) is None  # creates are never replayed here
@@ -39,6 +47,7 @@ def test_retry_policy_decisions():
     assert policy.delay_after_status(4, 503, {}, None, idempotent=True) is None  # attempts exhausted
     assert policy.delay_after_failure(1, safe=False) is None and policy.delay_after_failure(1, safe=True) > 0
     assert all(policy.backoff(a, rng) <= policy.backoff_cap_s for a in range(1, 20))
+    assert policy.may_resend(3) and not policy.may_resend(4)  # creates read back share the one budget
     assert parse_retry_after("2.5") == 2.5 and parse_retry_after(None) is None and parse_retry_after("soon") is None
 
 
