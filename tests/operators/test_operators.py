@@ -53,7 +53,7 @@ def test_extracts_full_and_in_consecutive_windows(run_dag, sim, tmp_path):
     assert result.xcom("first_half")["max_updated_at"] <= middle.isoformat().replace("+00:00", "Z")
 
 
-def test_write_operators_partial_failures_reports_and_state(run_dag, sim, tmp_path):
+def test_create_reports_bad_rows_maps_the_rest_and_associates_on_create(run_dag, sim, tmp_path):
     contact = str(next(iter(sim.store.iter_records("contacts"))).id)
     pd.DataFrame({
         "external_appointment_id": ["NEW-1", "NEW-2", "NEW-3", "NEW-4"],
@@ -62,14 +62,7 @@ def test_write_operators_partial_failures_reports_and_state(run_dag, sim, tmp_pa
         "hs_appointment_status": ["SCHEDULED", "SCHEDULED", "MAYBE", "SCHEDULED"],
         "contact_id": [contact, contact, contact, ""],
     }).to_csv(tmp_path / "create.csv", index=False)
-    pd.DataFrame({"external_appointment_id": ["EXT-000001", "UP-1", "UP-2", "UP-2", "UP-3"],
-                  "hs_duration": [99, 10, 11, 12, 13], "hs_appointment_name": ["x", "u1", "u2", "u2b", "u3"]}
-                 ).to_parquet(tmp_path / "upsert.parquet")
-    pd.DataFrame({"external_appointment_id": ["L-1", "L-1", "L-2"], "hs_appointment_name": ["first", "last", "two"]}
-                 ).to_json(tmp_path / "upsert_last.jsonl", orient="records", lines=True)
-    pd.DataFrame({"id": ["100010", "100011", "1", ""]}).to_csv(tmp_path / "archive.csv", index=False)
-
-    result = run_dag(SUITE, "operator_writes", run_conf={"dir": str(tmp_path)})
+    result = run_dag(SUITE, "operator_create", run_conf={"dir": str(tmp_path)})
     assert result.state == "success", result.task_states()
 
     create = result.xcom("create")
@@ -85,21 +78,42 @@ def test_write_operators_partial_failures_reports_and_state(run_dag, sim, tmp_pa
     assert int(contact) in sim.store.associations_of("appointments", by_key["NEW-1"].id)["contacts"]
     assert "contacts" not in sim.store.associations_of("appointments", by_key["NEW-4"].id)
 
+
+def test_upsert_rejects_repeated_keys_by_default_or_keeps_the_last(run_dag, sim, tmp_path):
+    existing = next(r for r in sim.store.appointments() if r.properties.get("external_appointment_id"))
+    existing_key = existing.properties["external_appointment_id"]
+    pd.DataFrame({"external_appointment_id": [existing_key, "UP-1", "UP-2", "UP-2", "UP-3"],
+                  "hs_duration": [99, 10, 11, 12, 13], "hs_appointment_name": ["x", "u1", "u2", "u2b", "u3"]}
+                 ).to_parquet(tmp_path / "upsert.parquet")
+    pd.DataFrame({"external_appointment_id": ["L-1", "L-1", "L-2"], "hs_appointment_name": ["first", "last", "two"]}
+                 ).to_json(tmp_path / "upsert_last.jsonl", orient="records", lines=True)
+    result = run_dag(SUITE, "operator_upsert", run_conf={"dir": str(tmp_path)})
+    assert result.state == "success", result.task_states()
+
     upsert = result.xcom("upsert_reject")
     assert (upsert["succeeded"], upsert["failed"], upsert["created"], upsert["updated"]) == (3, 2, 2, 1)
     rejected = pd.read_parquet(tmp_path / "upsert_failures.parquet")
     assert set(rejected["category"]) == {"DUPLICATE_INPUT_KEY"} and rejected["input_row"].tolist() == [2, 3]
-    assert by_key["EXT-000001"].properties["hs_duration"] == "99" and "UP-2" not in by_key
+    by_key = {r.properties.get("external_appointment_id"): r for r in sim.store.appointments()}
+    assert by_key[existing_key].properties["hs_duration"] == "99" and "UP-2" not in by_key
 
     last = result.xcom("upsert_last")
-    assert (last["records"], last["succeeded"], last["failed"]) == (3, 3, 0)
+    assert (last["records"], last["succeeded"], last["failed"], last["created"]) == (3, 3, 0, 2)
     assert by_key["L-1"].properties["hs_appointment_name"] == "last"
+
+
+def test_archive_checks_ids_first_and_reports_missing_and_empty_ones(run_dag, sim, tmp_path):
+    first, second = (str(r.id) for r in sim.store.appointments(include_archived=False)[:2])
+    pd.DataFrame({"id": [first, second, "1", ""]}).to_csv(tmp_path / "archive.csv", index=False)
+    result = run_dag(SUITE, "operator_archive", run_conf={"dir": str(tmp_path)})
+    assert result.state == "success", result.task_states()
 
     archive = result.xcom("archive")
     assert (archive["succeeded"], archive["failed"]) == (2, 2)
-    assert sim.store.get("appointments", 100010).archived and sim.store.get("appointments", 100011).archived
+    assert sim.store.get("appointments", int(first)).archived and sim.store.get("appointments", int(second)).archived
     archive_failures = pd.read_parquet(tmp_path / "archive_failures.parquet")
-    assert set(archive_failures["category"]) == {"INVALID_INPUT", "OBJECT_NOT_FOUND"}
+    assert dict(zip(archive_failures["input_row"], archive_failures["category"])) == {
+        2: "OBJECT_NOT_FOUND", 3: "INVALID_INPUT"}
 
 
 def test_mapped_upserts_spread_over_task_instances(run_dag, sim):

@@ -32,24 +32,33 @@ def operator_extracts():
                                        search_lag=0)
 
 
-@dag(dag_id="operator_writes", schedule=None, start_date=START, catchup=False,
+@dag(dag_id="operator_create", schedule=None, start_date=START, catchup=False,
      params={"dir": Param("", type="string")})
-def operator_writes():
-    create = HubSpotAppointmentsBatchCreateOperator(
+def operator_create():
+    HubSpotAppointmentsBatchCreateOperator(
         task_id="create", records="{{ params.dir }}/create.csv", dedupe_property="external_appointment_id",
         association_columns={"contact_id": "contacts"}, id_map_path="{{ params.dir }}/create_ids.parquet",
         failures_path="{{ params.dir }}/create_failures.csv", max_failed_records=2)
-    upsert_reject = HubSpotAppointmentsUpsertOperator(
+
+
+@dag(dag_id="operator_upsert", schedule=None, start_date=START, catchup=False,
+     params={"dir": Param("", type="string")})
+def operator_upsert():
+    HubSpotAppointmentsUpsertOperator(
         task_id="upsert_reject", records="{{ params.dir }}/upsert.parquet", id_property="external_appointment_id",
         failures_path="{{ params.dir }}/upsert_failures.parquet", id_map_path="{{ params.dir }}/upsert_ids.parquet",
         max_failed_ratio=0.5)
-    upsert_last = HubSpotAppointmentsUpsertOperator(
+    HubSpotAppointmentsUpsertOperator(
         task_id="upsert_last", records="{{ params.dir }}/upsert_last.jsonl", id_property="external_appointment_id",
         on_duplicate_keys="last", failures_path="{{ params.dir }}/upsert_last_failures.parquet")
-    archive = HubSpotAppointmentsArchiveOperator(
+
+
+@dag(dag_id="operator_archive", schedule=None, start_date=START, catchup=False,
+     params={"dir": Param("", type="string")})
+def operator_archive():
+    HubSpotAppointmentsArchiveOperator(
         task_id="archive", records="{{ params.dir }}/archive.csv", verify_exists=True,
         failures_path="{{ params.dir }}/archive_failures.parquet", max_failed_records=10)
-    create >> upsert_reject >> upsert_last >> archive
 
 
 @dag(dag_id="operator_mapped", schedule=None, start_date=START, catchup=False)
@@ -71,6 +80,8 @@ def operator_policy():
 
 
 operator_extracts()
-operator_writes()
+operator_create()
+operator_upsert()
+operator_archive()
 operator_mapped()
 operator_policy()
