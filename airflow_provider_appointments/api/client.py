@@ -20,17 +20,16 @@ from airflow_provider_appointments.api.associations import (
 from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner, ChunkObserver
 from airflow_provider_appointments.api.creates import ON_EXISTING, Creates
 from airflow_provider_appointments.api.paging import (
-    SEARCH_RESULT_CAP,
     CursorPaginator,
     KeysetPaginator,
+    ModifiedWindowPaginator,
     OffsetPaginator,
     PageRequest,
-    TimestampFrontier,
     paginate,
 )
 from airflow_provider_appointments.api.results import BATCH_LIMIT, OBJECT_NOT_FOUND, UNMAPPED_RESULT, BatchResult
 from airflow_provider_appointments.api.settings import ClientSettings
-from airflow_provider_appointments.api.timestamps import MODIFIED, modified_filters, to_epoch_ms
+from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError, HubSpotInputError
 from airflow_provider_appointments.transport.http import HubSpotTransport
 
@@ -313,25 +312,12 @@ class AppointmentsClient:
         """
         lower = to_epoch_ms(modified_after) if modified_after is not None else 0
         upper = to_epoch_ms(modified_before) if modified_before is not None else None
-        selection = list(dict.fromkeys([*(properties or ()), MODIFIED]))
-        seen_at_lower: set[str] = set()
-        while True:
-            filters = modified_filters(lower, upper)
-            paginator = OffsetPaginator(max(1, min(page_size, SEARCH_PAGE_MAX)))
-            pages = self.iter_search([{"filters": filters}], [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
-                                     selection, page_size, paginator=paginator)
-            last = TimestampFrontier(lower, seen_at_lower)
-            for records in pages:
-                fresh = last.advance(records)
-                if fresh:
-                    yield self.complete(fresh, properties_with_history=properties_with_history,
-                                        associations=associations)
-            if not paginator.capped:
-                return
-            if last.ms == lower and not last.emitted:
-                raise HubSpotError(f"more than {SEARCH_RESULT_CAP} appointments share hs_lastmodifieddate {lower}; "
-                                   "narrow the query with more filters")
-            lower, seen_at_lower = last.ms, last.ids
+        paginator = ModifiedWindowPaginator(lower, upper, max(1, min(page_size, SEARCH_PAGE_MAX)))
+        request = paginator.first_request({"properties": list(dict.fromkeys([*(properties or ()), MODIFIED]))})
+        for answer in paginate(self._search_page, request, paginator):
+            fresh = paginator.fresh(answer.get("results", []))
+            if fresh:
+                yield self.complete(fresh, properties_with_history=properties_with_history, associations=associations)
 
     def search_total(self, filter_groups: list[dict]) -> int:
         """How many appointments a search matches (search's ``total``), for one request."""

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_appointments.api.timestamps import modified_ms
+from airflow_provider_appointments.api.timestamps import MODIFIED, modified_filters, modified_ms
+from airflow_provider_appointments.errors import HubSpotError
 
 SEARCH_RESULT_CAP = 10_000
 
@@ -144,3 +145,50 @@ class TimestampFrontier:
             fresh.append(record)
         self.emitted += len(fresh)
         return fresh
+
+
+class ModifiedWindowPaginator:
+    """Search over ``lower <= hs_lastmodifieddate < upper`` past the 10,000-result cap: offset pages
+    sorted by ``hs_lastmodifieddate``; when the offset would pass the cap, the query restarts from the
+    last timestamp seen (inclusive). The caller passes each page through `fresh`, which drops the
+    records an earlier pass already gave at that timestamp, so nothing is lost or repeated."""
+
+    def __init__(self, lower: int, upper: int | None, page_size: int, cap: int = SEARCH_RESULT_CAP) -> None:
+        self.lower, self.upper = lower, upper
+        self.offsets = OffsetPaginator(page_size, cap)
+        self.frontier = TimestampFrontier(lower, set())
+        self.has_next = True
+        self._restart = False
+
+    def first_request(self, body: dict) -> PageRequest:
+        request = PageRequest(body={**body, "limit": self.offsets.page_size,
+                                    "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}]})
+        self._write_window(request)
+        return request
+
+    def fresh(self, records: list[dict]) -> list[dict]:
+        """The records of a page not given by an earlier pass (call it for every page, in order)."""
+        return self.frontier.advance(records)
+
+    def update_state(self, answer: dict) -> None:
+        self.offsets.update_state(answer)
+        self._restart = self.offsets.capped
+        if self._restart:
+            if self.frontier.ms == self.lower and not self.frontier.emitted:
+                raise HubSpotError(f"more than {self.offsets.cap} appointments share hs_lastmodifieddate "
+                                   f"{self.lower}; narrow the query with more filters")
+            self.lower = self.frontier.ms
+            self.frontier = TimestampFrontier(self.frontier.ms, self.frontier.ids)
+            self.offsets = OffsetPaginator(self.offsets.page_size, self.offsets.cap)
+        self.has_next = self._restart or self.offsets.has_next
+
+    def update_request(self, request: PageRequest) -> None:
+        if self._restart:
+            self._write_window(request)
+        else:
+            self.offsets.update_request(request)
+
+    def _write_window(self, request: PageRequest) -> None:
+        assert request.body is not None
+        request.body["filterGroups"] = [{"filters": modified_filters(self.lower, self.upper)}]
+        request.body.pop("after", None)

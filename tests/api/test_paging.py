@@ -42,3 +42,25 @@ def test_search_all_returns_every_match_past_the_10000_cap_exactly_once(hubspot_
                 if r.properties.get("hs_appointment_status") != "CANCELED"}
     assert len(expected) > 10_000
     assert len(found) == len(set(found)) and set(found) == expected
+
+
+def test_modified_window_paginator_restarts_at_the_cap_from_the_last_timestamp_without_repeats():
+    from airflow_provider_appointments.api.paging import ModifiedWindowPaginator
+
+    # Six records; ids 2 and 3 share a timestamp across the restart. Cap 4, pages of 2.
+    records = [{"id": str(i), "properties": {"hs_lastmodifieddate": str(stamp)}}
+               for i, stamp in enumerate([10, 20, 30, 30, 40, 50])]
+
+    def send(request):
+        lower = int(next(f["value"] for f in request.body["filterGroups"][0]["filters"] if f["operator"] == "GTE"))
+        matching = [r for r in records if int(r["properties"]["hs_lastmodifieddate"]) >= lower]
+        start = int(request.body.get("after") or 0)
+        page = matching[start:start + 2]
+        more = start + 2 < len(matching)
+        return {"results": page, "paging": {"next": {"after": str(start + 2)}} if more else {}}
+
+    paginator = ModifiedWindowPaginator(0, None, page_size=2, cap=4)
+    found = [record["id"] for answer in paginate(send, paginator.first_request({}), paginator)
+             for record in paginator.fresh(answer["results"])]
+    assert found == ["0", "1", "2", "3", "4", "5"]
+    assert paginator.lower == 30  # it restarted from the last timestamp it had seen
