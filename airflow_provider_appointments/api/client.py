@@ -10,13 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-from airflow_provider_appointments.api.associations import (
-    association_category,
-    association_input,
-    explain_association_error,
-)
+from airflow_provider_appointments.api.association_endpoints import AssociationEndpoints
+from airflow_provider_appointments.api.associations import association_category, association_input
 from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner, ChunkObserver
 from airflow_provider_appointments.api.creates import ON_EXISTING, Creates
 from airflow_provider_appointments.api.paging import (
@@ -27,7 +23,8 @@ from airflow_provider_appointments.api.paging import (
     PageRequest,
     paginate,
 )
-from airflow_provider_appointments.api.results import BATCH_LIMIT, OBJECT_NOT_FOUND, UNMAPPED_RESULT, BatchResult
+from airflow_provider_appointments.api.paths import OBJECT_ID, OBJECT_TYPE, segment
+from airflow_provider_appointments.api.results import BATCH_LIMIT, BatchResult
 from airflow_provider_appointments.api.settings import ClientSettings
 from airflow_provider_appointments.api.timestamps import MODIFIED, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotAPIError, HubSpotError, HubSpotInputError
@@ -35,21 +32,11 @@ from airflow_provider_appointments.transport.http import HubSpotTransport
 
 __all__ = ["ON_EXISTING", "AppointmentsClient", "association_category", "association_input", "segment", "to_epoch_ms"]
 
-OBJECT_TYPE = "appointments"
-OBJECT_ID = "hs_object_id"
 SEARCH_PAGE_MAX = 200
 LIST_PAGE_MAX = 100
 LIST_PAGE_MAX_WITH_HISTORY = 50
 # Keep the query string well under the ~8 kB many proxies (and HubSpot's 414) allow.
 MAX_QUERY_CHARS = 6_000
-
-
-def segment(value: Any) -> str:
-    """One URL path segment: ids and names with `/`, `?`, `..` or spaces can never escape it."""
-    text = str(value)
-    if text in (".", ".."):
-        text = text.replace(".", "%2E")
-    return quote(text, safe="")
 
 
 def _by_property(name: str) -> Any:
@@ -69,7 +56,7 @@ class ClientStats:
     retries: int
 
 
-class AppointmentsClient:
+class AppointmentsClient(AssociationEndpoints):
     """HubSpot's Appointments endpoints.
 
     :param transport: sends every request (auth, retries, pacing).
@@ -432,64 +419,3 @@ class AppointmentsClient:
         endpoint = BatchEndpoint("archive", f"{self.objects_path}/batch/archive", key=str, result_key=_by_id,
                                  body=lambda keys: {"inputs": [{"id": key} for key in keys]})
         return self.batches.run(endpoint, [str(value) for value in ids], batch_size, observer=observer)
-
-    # -- associations --------------------------------------------------------------------------
-    def get_association_labels(self, to_object_type: str, from_object_type: str = OBJECT_TYPE) -> list[dict]:
-        """The association types between appointments and `to_object_type` (``label`` absent = default)."""
-        path = self.associations_path(to_object_type) + "/labels"
-        if from_object_type != OBJECT_TYPE:
-            path = path.replace(f"/{OBJECT_TYPE}/", f"/{segment(from_object_type)}/", 1)
-        return list(self.transport.request("GET", path).body.get("results", []))
-
-    def default_association_type_id(self, to_object_type: str) -> int:
-        """The unlabelled (default) association type id, looked up once per object type."""
-        if to_object_type not in self._default_types:
-            labels = self.get_association_labels(to_object_type)
-            defaults = [item for item in labels if not item.get("label") and item.get("category") == "HUBSPOT_DEFINED"]
-            if not defaults:
-                raise HubSpotError(f"HubSpot lists no default association type from appointments to {to_object_type}")
-            self._default_types[to_object_type] = int(defaults[0]["typeId"])
-        return self._default_types[to_object_type]
-
-    def read_associations(self, appointment_ids: Sequence[str], to_object_type: str) -> dict[str, list[str]]:
-        """Associated record ids per appointment (batch read of associations; search cannot return them).
-
-        Raises `HubSpotError` when a chunk fails; an appointment HubSpot reports as missing, or leaves
-        out of its answer, has no associations.
-        """
-        endpoint = BatchEndpoint("read-associations", self.associations_path(to_object_type) + "/batch/read",
-                                 key=str, keep_records=True, result_key=lambda item: str(item["from"]["id"]),
-                                 body=lambda keys: {"inputs": [{"id": key} for key in keys]})
-        result = self.batches.run(endpoint, [str(value) for value in appointment_ids])
-        failed = [o for o in result.failures() if o.category not in (OBJECT_NOT_FOUND, UNMAPPED_RESULT)]
-        if failed:
-            raise HubSpotError(f"reading {to_object_type} associations failed for {len(failed)} appointment(s): "
-                               f"{failed[0].category} {failed[0].message}")
-        return {str(item["from"]["id"]): [str(target["toObjectId"]) for target in item.get("to", [])]
-                for item in result.records}
-
-    def associate(self, appointment_id: str, to_object_type: str, to_object_id: str,
-                  association_type_id: int | None = None) -> dict:
-        """Associate one pair (the guide's ``.../{toObjectType}/{toObjectId}/{associationTypeId}`` PUT)."""
-        type_id = association_type_id or self.default_association_type_id(to_object_type)
-        path = (f"{self.objects_path}/{segment(appointment_id)}/associations/{segment(to_object_type)}/"
-                f"{segment(to_object_id)}/{segment(type_id)}")
-        return self.transport.request("PUT", path).body
-
-    def batch_associate(self, inputs: Sequence[dict], *, to_object_type: str, batch_size: int = BATCH_LIMIT,
-                        observer: ChunkObserver | None = None) -> BatchResult:
-        """Associate many pairs: ``inputs`` are ``{"appointment_id", "to_object_id", "association_type_id"?}``."""
-        default = self.default_association_type_id(to_object_type) \
-            if any(not item.get("association_type_id") for item in inputs) else 0
-
-        def pair(item: dict) -> dict:
-            return {"from": {"id": str(item["appointment_id"])},
-                    **association_input(item["to_object_id"], item.get("association_type_id") or default)}
-
-        endpoint = BatchEndpoint(
-            "associate", self.associations_path(to_object_type) + "/batch/create", error_keys=("pair",),
-            body=lambda items: {"inputs": [pair(item) for item in items]},
-            key=lambda item: f"{item['appointment_id']}->{item['to_object_id']}",
-            result_key=lambda result: f"{result.get('fromObjectId')}->{result.get('toObjectId')}",
-            explain=lambda errors: [explain_association_error(error, to_object_type) for error in errors])
-        return self.batches.run(endpoint, list(inputs), batch_size, observer=observer)
