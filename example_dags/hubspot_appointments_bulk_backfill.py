@@ -47,50 +47,21 @@ def hubspot_appointments_bulk_backfill() -> None:
     @task
     def split_input(params: dict | None = None) -> list[dict]:
         """Stream the input into Parquet shards of whole batches; one mapped upsert per shard."""
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
+        from airflow_provider_appointments.records.shards import split_into_shards
 
         source = Path(params["input_path"])
-        shards = int(params["shards"])
-        out_dir = source.parent / f"{source.stem}.shards"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if source.suffix == ".parquet":
-            total = pq.ParquetFile(source).metadata.num_rows
-            batches = pq.ParquetFile(source).iter_batches(batch_size=10_000)
-        else:
-            # Every column as text: ids keep leading zeros, the operator serializes per property type.
-            names = pa_csv.open_csv(source).schema.names
-            convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names})
-            total = sum(len(batch) for batch in pa_csv.open_csv(source, convert_options=convert))
-            batches = pa_csv.open_csv(source, convert_options=convert)
-        # Shards hold whole 100-record batches so no request is split across two tasks.
-        per_shard = max(100, -(-total // shards // 100) * 100)
-        writers: list[pq.ParquetWriter] = []
-        paths: list[Path] = []
-        written = 0
-        for batch in batches:
-            offset = 0
-            while offset < len(batch):
-                index = written // per_shard
-                if index == len(writers):
-                    paths.append(out_dir / f"shard-{index:03d}.parquet")
-                    writers.append(pq.ParquetWriter(paths[-1], batch.schema))
-                take = min(len(batch) - offset, per_shard - written % per_shard)
-                writers[index].write_batch(batch.slice(offset, take))
-                offset += take
-                written += take
-        for writer in writers:
-            writer.close()
+        # A key in two shards would be written by two tasks at once: refused here, naming both rows.
+        shards = split_into_shards(source, int(params["shards"]), source.parent / f"{source.stem}.shards",
+                                   key_column="external_appointment_id")
         return [
             {
-                "records": str(path),
+                "records": shard.path,
                 # Reports and id maps number rows as in the original file, not as in the shard.
-                "row_offset": index * per_shard,
-                "failures_path": str(source.parent / f"{source.stem}.{path.stem}.failures.parquet"),
-                "id_map_path": str(source.parent / f"{source.stem}.{path.stem}.id_map.parquet"),
+                "row_offset": shard.row_offset,
+                "failures_path": str(source.parent / f"{source.stem}.shard-{index:03d}.failures.parquet"),
+                "id_map_path": str(source.parent / f"{source.stem}.shard-{index:03d}.id_map.parquet"),
             }
-            for index, path in enumerate(paths)
+            for index, shard in enumerate(shards)
         ]
 
     upserts = HubSpotAppointmentsUpsertOperator.partial(
