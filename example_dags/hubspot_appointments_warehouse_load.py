@@ -82,7 +82,8 @@ def hubspot_appointments_warehouse_load() -> None:
         """The window this run loads: its data interval, or for a manual run the last one up to now / `until`."""
         from croniter import croniter
 
-        until = pendulum.parse(params["until"]) if params and params.get("until") else None
+        # In UTC: the cron is evaluated in a moment's own zone, and folders are named in UTC.
+        until = pendulum.parse(params["until"]).in_timezone("UTC") if params and params.get("until") else None
         if data_interval_start is not None and data_interval_end is not None:
             start, end = pendulum.instance(data_interval_start), until or pendulum.instance(data_interval_end)
         elif until is not None:  # a manual run without a logical date: from the interval's start up to `until`

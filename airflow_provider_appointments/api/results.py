@@ -51,6 +51,14 @@ class RecordOutcome:
     input_row: int | None = None
 
 
+def is_transient(outcome: RecordOutcome) -> bool:
+    """A failure that sending again may cure (a lasting 5xx, a 429, a dropped connection); never a
+    lost create's answer (`AMBIGUOUS_WRITE`), which only a key makes safe to send again."""
+    if outcome.succeeded or outcome.category == AMBIGUOUS_WRITE:
+        return False
+    return outcome.category == TRANSPORT_ERROR or outcome.status == 429 or (outcome.status or 0) >= 500
+
+
 def at_input_rows(outcomes: Sequence[RecordOutcome], rows: Sequence[int]) -> list[RecordOutcome]:
     """The outcomes of a call whose input at position ``i`` came from input row ``rows[i]``: the one
     place a call position becomes a row of the user's input."""

@@ -29,6 +29,7 @@ from airflow_provider_appointments.api.results import (
     BatchResult,
     RecordOutcome,
     at_input_rows,
+    is_transient,
 )
 from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
@@ -231,6 +232,12 @@ class HubSpotWriteOperator(BaseOperator):
         if self.is_dry_run:
             return self._dry_run(client, context)
         checkpoint = self._checkpoint(context)
+        window_rows = checkpoint.window_rows(self._window_rows(client)) if checkpoint else self._window_rows(client)
+        if checkpoint and (finished := checkpoint.finished()) is not None:
+            self.log.info("%s already finished in an earlier try (checkpoint %s): nothing is sent again",
+                          self.operation, checkpoint.path)
+            checkpoint.clear()
+            return finished
         if checkpoint:
             done, unfinished = checkpoint.scan()
             if done or unfinished:
@@ -241,17 +248,27 @@ class HubSpotWriteOperator(BaseOperator):
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
         progress = self._progress(client)
-        for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
+        for number, (first_row, frame) in enumerate(self.frames(window_rows)):
             result = checkpoint.load(number) if checkpoint else None
+            seeded = None
+            if result is not None and any(self.resendable(o) for o in result.outcomes):
+                # A finished window whose transient failures an Airflow retry should cure: send those again.
+                seeded = WindowProgress(settled={row_of(o): o for o in result.outcomes if not self.resendable(o)},
+                                        requests=result.requests, answered=result.batches)
+                result = None
             if result is None:
                 window = Window(number, first_row, frame, checkpoint=checkpoint)
-                result = self._run_window(client, window, retry_since)
+                result = self._run_window(client, window, retry_since, seeded)
             tally.batches += result.batches
             tally.requests += result.requests
             tally.add(self.duplicates.settle(result.outcomes), keep_id_map)
             progress.add(len(frame))
         tally.add(self.duplicates.settle([], last=True), keep_id_map)
         return self._report(client, context, tally, checkpoint)
+
+    def resendable(self, outcome: RecordOutcome) -> bool:
+        """A recorded failure a retry sends again rather than replays (see `is_transient`)."""
+        return is_transient(outcome)
 
     def _checkpoint(self, context: Context) -> Checkpoint | None:
         """This task instance's checkpoint: the given path, the default one, or none (``checkpoint_path=None``)."""
@@ -265,7 +282,8 @@ class HubSpotWriteOperator(BaseOperator):
             return None
         self.log.info("checkpoint: %s", path)
         warn_if_not_shared(str(path), self.log)
-        return Checkpoint(str(path), fingerprint(self.input_records, self.settings()))
+        settings = {**self.settings(), "row_offset": self.row_offset}  # the rows' numbers are in the records
+        return Checkpoint(str(path), fingerprint(self.input_records, settings))
 
     unkeyed_risk = ""
 
@@ -317,9 +335,12 @@ class HubSpotWriteOperator(BaseOperator):
         return {"operation": self.operation, "dry_run": True, "records": len(planned), "actions": actions,
                 "requests": client.stats().requests, "report_path": path}
 
-    def _run_window(self, client: AppointmentsClient, window: Window, retry_since: int | None) -> WindowResult:
+    def _run_window(self, client: AppointmentsClient, window: Window, retry_since: int | None,
+                    progress: WindowProgress | None = None) -> WindowResult:
         """Send what of the window is not settled yet; every row ends with exactly one outcome."""
-        progress = window.checkpoint.progress(window.number) if window.checkpoint else WindowProgress()
+        if progress is None:
+            progress = window.checkpoint.progress(window.number, self.resendable) if window.checkpoint \
+                else WindowProgress()
         window = replace(window, in_flight=progress.in_flight,
                          resumed_since=progress.since if progress.since is not None else retry_since)
         inputs = self._inputs(window)
@@ -357,6 +378,7 @@ class HubSpotWriteOperator(BaseOperator):
         if breach:
             raise AirflowException(f"{self.operation}: {breach}. Failure report: {failures_path}")
         if checkpoint:
+            checkpoint.finish(result)
             checkpoint.clear()
         return result
 
@@ -406,6 +428,11 @@ class HubSpotWriteOperator(BaseOperator):
         sendable = [(window.row(position), properties) for position, properties in enumerate(serialized.rows)
                     if position not in serialized.errors]
         return sendable, refused
+
+    def column_keys(self, frame: pd.DataFrame, column: str) -> list[str | None]:
+        """Each row's key from one column (`row_key`: None when empty)."""
+        self.require_columns(frame, column)
+        return [row_key(value) for value in frame[column].tolist()]
 
     def require_columns(self, frame: pd.DataFrame, *columns: str) -> None:
         missing = [column for column in columns if column not in frame.columns]

@@ -22,16 +22,19 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from airflow_provider_appointments.api.results import RecordOutcome, at_input_rows
+from airflow_provider_appointments.api.results import RecordOutcome, at_input_rows, is_transient
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.records.storage import is_uri, location, open_path, published, remove
 
 log = logging.getLogger(__name__)
+FINISHED = "finished"
+LAYOUT = "layout"
 CONFIG_SECTION = "hubspot"
 CONFIG_OPTION = "checkpoint_base"
 # Executors whose retries run on the same machine as the first try: a local checkpoint is seen again.
@@ -156,7 +159,26 @@ class Checkpoint:
             return None
         return WindowResult([RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"])
 
-    def progress(self, number: int) -> WindowProgress:
+    def window_rows(self, wanted: int) -> int:
+        """The window size of this checkpoint: the first try's, kept for every retry (the records name
+        windows by number, so a retry with another `window_rows` or `concurrency` reads them as the
+        first try cut them)."""
+        saved = self._read(LAYOUT)
+        if saved is not None:
+            return int(saved["window_rows"])
+        self.write(LAYOUT, {"window_rows": wanted})
+        return wanted
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """The task succeeded with this summary: a try that finds it sends nothing (written before
+        the window records are deleted, and deleted last)."""
+        self.write(FINISHED, {"summary": summary})
+
+    def finished(self) -> dict[str, Any] | None:
+        saved = self._read(FINISHED)
+        return saved["summary"] if saved else None
+
+    def progress(self, number: int, resendable: Callable[[RecordOutcome], bool] = is_transient) -> WindowProgress:
         """What unfinished attempts did in this window (nothing when none did)."""
         if self._requests is None:
             self.scan()
@@ -170,7 +192,9 @@ class Checkpoint:
             if settled is not None:
                 progress.answered += 1
                 for item in settled["outcomes"]:
-                    progress.settled[int(item["input_row"])] = RecordOutcome(**item)
+                    outcome = RecordOutcome(**item)
+                    if not resendable(outcome):  # a transient failure is sent again, not replayed
+                        progress.settled[int(item["input_row"])] = outcome
             elif sending is not None:
                 in_flight.update(int(row) for row in sending["rows"])
                 started = int(sending["started_ms"])
@@ -198,8 +222,9 @@ class Checkpoint:
         if not folder.exists():
             return
         for item in folder.iterdir():
-            if item.name.startswith(("window-", ".window-")):
+            if item.name.startswith(("window-", ".window-", f".{FINISHED}", LAYOUT, f".{LAYOUT}")):
                 remove(f"{self.path}/{item.name}")
+        remove(self._file(FINISHED))  # last: a kill before this leaves the task finished, not redone
         if not any(folder.iterdir()):
             folder.rmdir()
 

@@ -12,7 +12,13 @@ import pandas as pd
 
 from airflow_provider_appointments.api.client import AppointmentsClient, association_input
 from airflow_provider_appointments.api.creates import check_on_existing
-from airflow_provider_appointments.api.results import AMBIGUOUS_WRITE, INVALID_INPUT, BatchResult, settled_row
+from airflow_provider_appointments.api.results import (
+    AMBIGUOUS_WRITE,
+    INVALID_INPUT,
+    BatchResult,
+    RecordOutcome,
+    settled_row,
+)
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
@@ -124,6 +130,10 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             return ""
         return ("; without dedupe_property or idempotency_property, a retry after a kill creates every row of "
                 "the killed try again")
+
+    def resendable(self, outcome: RecordOutcome) -> bool:
+        """With a key, a create whose answer was lost is read back before it is sent again: safe."""
+        return super().resendable(outcome) or (bool(self.unique_property) and outcome.category == AMBIGUOUS_WRITE)
 
     def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
         """A natural key's value per row (a derived key is unique by construction)."""

@@ -51,8 +51,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         return self.id_property
 
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
-        self.require_columns(frame, self.id_column)
-        return [row_key(value) for value in frame[self.id_column].tolist()]
+        return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": [self.id_property, self.id_column]}
@@ -123,8 +122,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         return self.id_column
 
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
-        self.require_columns(frame, self.id_column)
-        return [row_key(value) for value in frame[self.id_column].tolist()]
+        return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": self.id_column, "verify": self.verify_exists}
@@ -253,16 +251,17 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
     key_name = "pair"
 
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
-        """A pair is the appointment (id or key), the target's type and id, and the association type."""
+        """A pair is the appointment (id or key) and the target's object type and id."""
         columns = [self.appointment_key or self.appointment_id_column, self.to_object_type_column,
-                   self.to_object_id_column, self.association_type_id_column]
+                   self.to_object_id_column]
         values = [frame[column].tolist() if column in frame.columns else [None] * len(frame) for column in columns]
         keys: list[str | None] = []
-        for source, kind, target, type_id in zip(*values):
+        for source, kind, target in zip(*values):
             source_key, target_key = row_key(source), row_key(target)
+            # What the client keys a pair by (and HubSpot's answer names): appointment and target, not
+            # the association type, so rows that differ only in type are one pair under the policy too.
             keys.append(None if source_key is None or target_key is None else
-                        f"{source_key}->{row_key(kind) or self.to_object_type}:{target_key}"
-                        + (f" (type {row_key(type_id)})" if row_key(type_id) else ""))
+                        f"{source_key}->{row_key(kind) or self.to_object_type}:{target_key}")
         return keys
 
     def prepare(self, client: AppointmentsClient, context: Context) -> None:

@@ -222,3 +222,56 @@ def test_associate_with_a_repeated_pair_sends_it_once_or_rejects_it(sim, tmp_pat
                                                 on_duplicate_keys="last")
     summary = once.execute({"ti": TI()})
     assert (summary["succeeded"], summary["failed"], summary["requests"]) == (2, 0, 1)
+
+
+# -- what a retry does with the checkpoint (found in review) ------------------------------------
+def test_a_retry_sends_transient_failures_again_instead_of_replaying_them(sim, tmp_path):
+    rows = [{"external_appointment_id": f"TR-{i}", "hs_appointment_name": "t"} for i in range(10)]
+    sim.configure(faults=FaultConfig(rate=1.0, kinds=("503",), paths="batch/upsert"))
+    operator = HubSpotAppointmentsUpsertOperator(task_id="upsert", records=rows, id_property="external_appointment_id",
+                                                 failures_path=str(tmp_path / "f.parquet"))
+    with pytest.raises(Exception, match="10 of 10 records failed"):
+        operator.execute({"ti": TI()})
+    sim.configure(faults=FaultConfig())  # HubSpot is healthy again when Airflow retries
+    summary = operator.execute({"ti": TI()})
+    assert (summary["succeeded"], summary["failed"], summary["created"]) == (10, 0, 10)
+    assert len(keys_in(sim, "TR-")) == 10
+
+
+def test_a_retry_with_another_window_size_reads_the_checkpoint_as_the_first_try_cut_it(sim, tmp_path, monkeypatch):
+    rows = [{"hs_appointment_name": f"W-{i}"} for i in range(40)]
+    real_save = Checkpoint.save
+
+    def killed_at_the_third_window(self, number, result):
+        if number == 2:
+            raise SystemExit("killed")  # after window 2 was sent and answered, before its done record
+        return real_save(self, number, result)
+
+    monkeypatch.setattr(Checkpoint, "save", killed_at_the_third_window)
+    first = HubSpotAppointmentsBatchCreateOperator(task_id="create", records=rows, window_rows=10)
+    with pytest.raises(SystemExit):
+        first.execute({"ti": TI()})
+    monkeypatch.setattr(Checkpoint, "save", real_save)
+    retried = HubSpotAppointmentsBatchCreateOperator(task_id="create", records=rows, window_rows=20)
+    summary = retried.execute({"ti": TI()})
+    names = [r.properties.get("hs_appointment_name") for r in sim.store.appointments()
+             if str(r.properties.get("hs_appointment_name", "")).startswith("W-")]
+    assert (summary["records"], summary["created"], summary["failed"]) == (40, 40, 0)
+    assert sorted(names) == sorted(f"W-{i}" for i in range(40))  # each once, none lost
+
+
+def test_a_try_killed_while_clearing_its_checkpoint_is_finished_on_retry(sim, tmp_path, monkeypatch):
+    rows = [{"hs_appointment_name": f"F-{i}"} for i in range(30)]
+    real_clear = Checkpoint.clear
+
+    def killed_while_clearing(self):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(Checkpoint, "clear", killed_while_clearing)
+    operator = HubSpotAppointmentsBatchCreateOperator(task_id="create", records=rows, window_rows=10)
+    with pytest.raises(SystemExit):
+        operator.execute({"ti": TI()})
+    monkeypatch.setattr(Checkpoint, "clear", real_clear)
+    summary = operator.execute({"ti": TI()})
+    created = [r for r in sim.store.appointments() if str(r.properties.get("hs_appointment_name", "")).startswith("F-")]
+    assert summary["created"] == 30 and len(created) == 30  # the retry sent nothing
