@@ -2,9 +2,18 @@
 the duplicate-key policy, the failure report, the id map, checkpoints for resuming, the XCom summary
 and the failure policy.
 
-A write operator declares how a window of rows becomes client inputs (with the rows it refuses
-locally), how those inputs are sent, what a dry run of them would do and, where rows have keys, each
-row's key. Everything else runs here.
+A write operator is configuration plus the steps of its operation; each step is given the run
+(`WriteRun`: the client, the property schema, the context, what `start` learned), and nothing of a run
+is kept on the operator. Three steps are required:
+
+- ``build_inputs(run, window)``: the client inputs of a window's rows, and the rows refused locally;
+- ``send_inputs(run, inputs, window)``: one outcome per input, at its position in ``inputs.items``;
+- ``plan_inputs(run, inputs, window)``: the dry run of those inputs, found by reads only.
+
+Three are optional: ``start(run)`` (checks before anything is sent; what it returns is
+``run.facts``), ``row_keys(frame)`` with ``key_columns()`` (the key each row writes under, and the
+input columns it comes from; rows sharing one are duplicates) and ``settings()`` (what changes what
+is sent: a checkpoint is reused only when its settings match). Everything else runs here.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from airflow_provider_appointments.operators.checkpoint import (
 from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
+from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key, row_of
 from airflow_provider_appointments.records.compare import changes
@@ -168,16 +178,14 @@ class HubSpotWriteOperator(BaseOperator):
         self.max_failed_records = max_failed_records
         self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
         self.on_duplicate_keys = check_policy(on_duplicate_keys)
-        self.duplicates = DuplicateKeys(())
         self.window_rows = window_rows
         self.row_offset = int(row_offset)
         self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() is a method Airflow calls
         self.dry_run_path = dry_run_path
-        self.schema: Any = None
         self.asset_alias = asset_alias
         if asset_alias:  # report paths are known only once rendered: attached to the alias at run time
             self.outlets = [*self.outlets, AssetAlias(asset_alias)]
-        self.lineage: tuple[str, dict[str, Any]] | None = None
+        self._lineage: tuple[str, dict[str, Any]] | None = None  # the last run's result, for OpenLineage
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -188,24 +196,30 @@ class HubSpotWriteOperator(BaseOperator):
     def input_records(self) -> Any:
         return self.inline_records if self.inline_records is not None else self.records
 
-    # -- what subclasses provide ---------------------------------------------------------------
-    def build_inputs(self, window: Window) -> WindowInputs:
+    # -- the steps an operator declares (see the module's docstring) ---------------------------
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         """The client inputs of a window's rows, and the rows refused (or settled) without a request."""
         raise NotImplementedError
 
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
-        """Send the inputs; one outcome per item, indexed by its position in ``inputs.items``."""
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
+        """Send the inputs; one outcome per item, at its position in ``inputs.items`` (`RecordOutcome.index`)."""
         raise NotImplementedError
 
-    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         """Dry run: what sending the inputs would do, one row per item (`input_row` = position in items),
         found by reads only."""
         raise NotImplementedError
 
-    def prepare(self, client: AppointmentsClient, context: Context) -> None:
-        """Checks and passes over the whole input before anything is sent."""
+    def start(self, run: WriteRun) -> Any:
+        """Checks before anything is sent; what it returns is the run's `facts`."""
+        return None
 
     key_name = "key"
+
+    def key_columns(self) -> list[str]:
+        """The input columns `row_keys` reads (none: rows have no key). The duplicate-key pass reads only
+        these where the input allows it (a Parquet or CSV file; rows in memory are not copied)."""
+        return []
 
     def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
         """The key each row of `frame` writes under (rows sharing one are duplicates), or None when
@@ -226,12 +240,12 @@ class HubSpotWriteOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
-        self.schema = client.get_property_schema()
-        self.prepare(client, context)
-        self.duplicates = self._duplicate_keys()
+        run = WriteRun(client, client.get_property_schema(), context, self.is_dry_run)
+        run.facts = self.start(run)
+        run.duplicates = self._duplicate_keys()
         if self.is_dry_run:
-            return self._dry_run(client, context)
-        checkpoint = self._checkpoint(context)
+            return self._dry_run(run)
+        checkpoint = self._checkpoint(run)
         window_rows = checkpoint.window_rows(self._window_rows(client)) if checkpoint else self._window_rows(client)
         if checkpoint and (finished := checkpoint.finished()) is not None:
             self.log.info("%s already finished in an earlier try (checkpoint %s): nothing is sent again",
@@ -258,23 +272,23 @@ class HubSpotWriteOperator(BaseOperator):
                 result = None
             if result is None:
                 window = Window(number, first_row, frame, checkpoint=checkpoint)
-                result = self._run_window(client, window, retry_since, seeded)
+                result = self._run_window(run, window, retry_since, seeded)
             tally.batches += result.batches
             tally.requests += result.requests
-            tally.add(self.duplicates.settle(result.outcomes), keep_id_map)
+            tally.add(run.duplicates.settle(result.outcomes), keep_id_map)
             progress.add(len(frame))
-        tally.add(self.duplicates.settle([], last=True), keep_id_map)
-        return self._report(client, context, tally, checkpoint)
+        tally.add(run.duplicates.settle([], last=True), keep_id_map)
+        return self._report(run, tally, checkpoint)
 
     def resendable(self, outcome: RecordOutcome) -> bool:
         """A recorded failure a retry sends again rather than replays (see `is_transient`)."""
         return is_transient(outcome)
 
-    def _checkpoint(self, context: Context) -> Checkpoint | None:
+    def _checkpoint(self, run: WriteRun) -> Checkpoint | None:
         """This task instance's checkpoint: the given path, the default one, or none (``checkpoint_path=None``)."""
         path = self.checkpoint_path
         if isinstance(path, ArgNotSet):
-            ti = context["ti"]
+            ti = run.context["ti"]
             path = default_checkpoint_path(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
         if not path:
             self.log.warning("%s without a checkpoint (checkpoint_path=None): if this try is killed, a retry cannot "
@@ -288,22 +302,26 @@ class HubSpotWriteOperator(BaseOperator):
     unkeyed_risk = ""
 
     def _duplicate_keys(self) -> DuplicateKeys:
-        """One pass over the input for the keys that repeat (nothing to do when rows have no key)."""
+        """The keys that repeat, found before anything is sent (a later row decides an earlier one's fate).
+        Rows in memory are keyed as they are; a file is read once more, but only its key columns."""
+        if not self.key_columns():  # rows without a key are never duplicates
+            return DuplicateKeys(())
         keys: list[tuple[int, str | None]] = []
-        for first_row, frame in self.frames(50_000):
-            found = self.row_keys(frame)
-            if found is None:
-                return DuplicateKeys(())
-            keys.extend(zip(range(first_row, first_row + len(frame)), found))
+        source = self.input_records
+        frames = [(0, source)] if isinstance(source, pd.DataFrame) else \
+            iter_record_frames(source, chunk_rows=50_000, columns=self.key_columns() or None)
+        for first_row, frame in frames:
+            first_row += self.row_offset
+            keys.extend(zip(range(first_row, first_row + len(frame)), self.row_keys(frame) or []))
         return DuplicateKeys(keys, self.on_duplicate_keys, self.key_name)
 
-    def _inputs(self, window: Window) -> WindowInputs:
+    def _inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         """The window's inputs, less the rows the duplicate-key policy holds back."""
-        inputs = self.build_inputs(window)
-        if not self.duplicates:
+        inputs = self.build_inputs(run, window)
+        if not run.duplicates:
             return inputs
         keys = self.row_keys(window.frame) or []
-        return inputs.held_back(lambda row: self.duplicates.held_back(row, keys[row - window.first_row]))
+        return inputs.held_back(lambda row: run.duplicates.held_back(row, keys[row - window.first_row]))
 
     def _window_rows(self, client: AppointmentsClient) -> int:
         return self.window_rows or self.batch_size * client.concurrency * CHUNKS_PER_CONNECTION
@@ -314,20 +332,21 @@ class HubSpotWriteOperator(BaseOperator):
         return Progress(self.log, self.operation + (" (dry run)" if self.is_dry_run else ""), total,
                         lambda: (client.stats().rate_limited, client.stats().retries))
 
-    def _dry_run(self, client: AppointmentsClient, context: Context) -> dict[str, Any]:
+    def _dry_run(self, run: WriteRun) -> dict[str, Any]:
         """Validate and serialize every row as a real run would, read what exists, write nothing."""
+        client = run.client
         planned: list[PlannedRow] = []
         progress = self._progress(client)
         for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
             window = Window(number, first_row, frame)
-            inputs = self._inputs(window)
-            plans = self.plan_inputs(client, inputs, window) if inputs.items else []
+            inputs = self._inputs(run, window)
+            plans = self.plan_inputs(run, inputs, window) if inputs.items else []
             planned += [replace(plan, input_row=inputs.rows[plan.input_row]) for plan in plans]
             planned += [PlannedRow(row_of(o), o.key, "superseded" if o.succeeded else "refused", reason=o.message)
                         for o in inputs.settled]
             progress.add(len(frame))
         planned.sort(key=lambda plan: plan.input_row)
-        path = self.dry_run_path or self._default_report_path(context, "dry_run")
+        path = self.dry_run_path or self._default_report_path(run.context, "dry_run")
         write_plan(path, planned)
         actions = dict(Counter(plan.action for plan in planned))
         self.log.info("%s dry run: %d records would be: %s; nothing was written. Report: %s", self.operation,
@@ -335,7 +354,7 @@ class HubSpotWriteOperator(BaseOperator):
         return {"operation": self.operation, "dry_run": True, "records": len(planned), "actions": actions,
                 "requests": client.stats().requests, "report_path": path}
 
-    def _run_window(self, client: AppointmentsClient, window: Window, retry_since: int | None,
+    def _run_window(self, run: WriteRun, window: Window, retry_since: int | None,
                     progress: WindowProgress | None = None) -> WindowResult:
         """Send what of the window is not settled yet; every row ends with exactly one outcome."""
         if progress is None:
@@ -343,10 +362,10 @@ class HubSpotWriteOperator(BaseOperator):
                 else WindowProgress()
         window = replace(window, in_flight=progress.in_flight,
                          resumed_since=progress.since if progress.since is not None else retry_since)
-        inputs = self._inputs(window)
+        inputs = self._inputs(run, window)
         if progress.settled:  # answered before the previous attempt stopped: never sent again
             inputs = inputs.without(set(progress.settled))
-        sent = self.send_inputs(client, inputs, window) if inputs.items else BatchResult(self.operation)
+        sent = self.send_inputs(run, inputs, window) if inputs.items else BatchResult(self.operation)
         outcomes = at_input_rows(sent.outcomes, inputs.rows)
         result = WindowResult(sorted(outcomes + inputs.settled + list(progress.settled.values()),
                                      key=row_of), sent.batches + progress.answered,
@@ -357,8 +376,8 @@ class HubSpotWriteOperator(BaseOperator):
             window.checkpoint.save(window.number, result)
         return result
 
-    def _report(self, client: AppointmentsClient, context: Context, tally: Tally,
-                checkpoint: Checkpoint | None) -> dict[str, Any]:
+    def _report(self, run: WriteRun, tally: Tally, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        context = run.context
         id_map_path = self.id_map_path if self.keeps_id_map else None
         failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
         if failures_path is not None:
@@ -366,7 +385,7 @@ class HubSpotWriteOperator(BaseOperator):
         if id_map_path is not None:
             write_id_map(id_map_path, sorted(tally.id_map))
         result = summary(self.operation, tally, failures_path, id_map_path)
-        self.lineage = (client.settings.base_url, result)
+        self._lineage = (run.client.settings.base_url, result)
         self._announce_reports(context, result)
         self.log.info("%s: %d records, %d succeeded (%d created, %d updated, %d unchanged), %d failed; "
                       "%d batches, %d requests", self.operation, result["records"], result["succeeded"],
@@ -395,9 +414,9 @@ class HubSpotWriteOperator(BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: read the input file (a DataFrame or list has no dataset), wrote HubSpot's
         appointments and the reports, with the counts as facets."""
-        if self.lineage is None:
+        if self._lineage is None:
             return None
-        base_url, result = self.lineage
+        base_url, result = self._lineage
         source = self.input_records
         if isinstance(source, dict):
             source = source.get("path")
@@ -414,11 +433,11 @@ class HubSpotWriteOperator(BaseOperator):
         return str(Path(home).expanduser() / "hubspot_reports" / ti.dag_id / run / name)
 
     # -- helpers for subclasses ----------------------------------------------------------------
-    def serialize(self, window: Window, extra_ignore: Sequence[str] = (), key_column: str | None = None
-                  ) -> tuple[list[tuple[int, dict[str, str]]], list[RecordOutcome]]:
+    def serialize(self, run: WriteRun, window: Window, extra_ignore: Sequence[str] = (),
+                  key_column: str | None = None) -> tuple[list[tuple[int, dict[str, str]]], list[RecordOutcome]]:
         """Rows → properties: (input row, properties) of each row that serialized, and the refusals of the rest."""
         frame = window.frame
-        serialized = serialize_frame(frame, self.schema, column_mapping=self.column_mapping,
+        serialized = serialize_frame(frame, run.schema, column_mapping=self.column_mapping,
                                      clear_missing=self.clear_missing, date_format=self.date_format,
                                      ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
         refused = [local_failure(window.row(position),

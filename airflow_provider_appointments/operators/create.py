@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from airflow_provider_appointments.api.client import AppointmentsClient, association_input
+from airflow_provider_appointments.api.client import association_input
 from airflow_provider_appointments.api.creates import check_on_existing
 from airflow_provider_appointments.api.results import (
     AMBIGUOUS_WRITE,
@@ -21,6 +21,7 @@ from airflow_provider_appointments.api.results import (
 )
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 
@@ -32,6 +33,16 @@ def idempotency_key(namespace: str, row: int, properties: dict[str, str]) -> str
     """The same row of the same input in the same namespace always gets the same key."""
     content = json.dumps([namespace, row, properties], sort_keys=True, ensure_ascii=False)
     return "af1-" + hashlib.sha256(content.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class CreateFacts:
+    """What a create learns before sending: the derived keys' namespace, whether the key property
+    exists yet (a dry run does not create it), and the association type of each association column."""
+
+    namespace: str = ""
+    key_property_exists: bool = True
+    association_types: dict[str, int] = field(default_factory=dict)
 
 
 def default_namespace(context: Context) -> str:
@@ -98,27 +109,25 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         self.idempotency_namespace = idempotency_namespace
         self.on_existing = on_existing
         self.association_columns = dict(association_columns or {})
-        self.association_types: dict[str, int] = {}
-        self.namespace: str | None = None
-        self.key_property_exists = True
 
     @property
     def unique_property(self) -> str | None:
         return self.dedupe_property or self.idempotency_property
 
-    def prepare(self, client: AppointmentsClient, context: Context) -> None:
+    def start(self, run: WriteRun) -> CreateFacts:
+        client, namespace, exists = run.client, "", True
         if self.idempotency_property:
             # A dry run only looks: a missing property means no row can exist yet.
-            self.key_property_exists = client.ensure_property(
+            exists = client.ensure_property(
                 self.idempotency_property, label="Airflow idempotency key", has_unique_value=True,
-                create=not self.is_dry_run,
+                create=not run.dry_run,
                 description="Set by the Airflow HubSpot provider so a retried create is not written twice") is not None
-            self.schema = client.get_property_schema()
-            self.namespace = self.idempotency_namespace or default_namespace(context)
+            run.schema = client.get_property_schema()
+            namespace = self.idempotency_namespace or default_namespace(run.context)
         if self.dedupe_property:
-            self.schema.require_unique(self.dedupe_property, "dedupe_property")
-        self.association_types = {column: client.default_association_type_id(kind)
-                                  for column, kind in self.association_columns.items()}
+            run.schema.require_unique(self.dedupe_property, "dedupe_property")
+        return CreateFacts(namespace, exists, {column: client.default_association_type_id(kind)
+                                               for column, kind in self.association_columns.items()})
 
     @property
     def key_name(self) -> str:  # type: ignore[override]
@@ -135,24 +144,31 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         """With a key, a create whose answer was lost is read back before it is sent again: safe."""
         return super().resendable(outcome) or (bool(self.unique_property) and outcome.category == AMBIGUOUS_WRITE)
 
+    def key_columns(self) -> list[str]:
+        """The input column holding `dedupe_property` (through `column_mapping`)."""
+        if not self.dedupe_property:
+            return []
+        mapping = self.column_mapping or {}
+        return [next((source for source, target in mapping.items() if target == self.dedupe_property),
+                     self.dedupe_property)]
+
     def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
         """A natural key's value per row (a derived key is unique by construction)."""
         if not self.dedupe_property:
             return None
-        mapping = self.column_mapping or {}
-        column = next((source for source, target in mapping.items() if target == self.dedupe_property),
-                      self.dedupe_property)
+        column = self.key_columns()[0]
         if column not in frame.columns:
             return [None] * len(frame)
         return [row_key(value) for value in frame[column].tolist()]
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "dedupe": self.dedupe_property, "assoc": self.association_columns,
-                "idempotency": [self.idempotency_property, self.namespace], "existing": self.on_existing}
+                "idempotency": [self.idempotency_property, self.idempotency_namespace], "existing": self.on_existing}
 
-    def build_inputs(self, window: Window) -> WindowInputs:
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
+        facts: CreateFacts = run.facts
         self.require_columns(window.frame, *self.association_columns)
-        sendable, refused = self.serialize(window, extra_ignore=list(self.association_columns),
+        sendable, refused = self.serialize(run, window, extra_ignore=list(self.association_columns),
                                            key_column=self.dedupe_property)
         inputs = WindowInputs(settled=refused)
         for row, properties in sendable:
@@ -161,9 +177,10 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                                                     "is empty; it is needed to create safely"))
                 continue
             if self.idempotency_property:
-                properties = {**properties, self.idempotency_property: idempotency_key(self.namespace or "", row,
+                properties = {**properties, self.idempotency_property: idempotency_key(facts.namespace, row,
                                                                                        properties)}
-            inputs.add(row, {"properties": properties, "associations": self._associations(window, row)})
+            inputs.add(row, {"properties": properties,
+                             "associations": self._associations(facts.association_types, window, row)})
         if window.in_flight and not self.unique_property:
             # Without a key nobody can tell which of these the interrupted attempt created.
             return inputs.held_back(lambda row: settled_row(row, str(row), False, category=AMBIGUOUS_WRITE, message=(
@@ -172,19 +189,20 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                 "so it is not sent again")) if row in window.in_flight else None)
         return inputs
 
-    def _associations(self, window: Window, row: int) -> list[dict]:
+    @staticmethod
+    def _associations(types: dict[str, int], window: Window, row: int) -> list[dict]:
         associations = []
-        for column, type_id in self.association_types.items():
+        for column, type_id in types.items():
             target = row_key(window.frame[column].iloc[row - window.first_row])
             if target:
                 associations.append(association_input(target, type_id))
         return associations
 
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         since = window.resumed_since
         if since is not None and self.idempotency_property:
             since = 0  # a record holding one of this run's keys was created by an attempt of this run
-        result = client.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
+        result = run.client.batch_create(inputs.items, dedupe_property=self.unique_property, created_since=since,
                                      on_existing="skip" if self.idempotency_property else self.on_existing,
                                      batch_size=self.batch_size, observer=window.observer(inputs.rows))
         if not self.dedupe_property:  # the key users recognise is the row itself, or its derived key
@@ -193,12 +211,12 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             result.outcomes = [replace(outcome, key=keys[outcome.index]) for outcome in result.outcomes]
         return result
 
-    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         unique = self.unique_property
         keys = [str(item["properties"].get(unique or "")) for item in inputs.items] if unique else \
             [str(row) for row in inputs.rows]
         wanted = sorted({name for item in inputs.items for name in item["properties"]})
-        found = client.read_by_unique(unique, keys, wanted) if unique and self.key_property_exists else {}
+        found = run.client.read_by_unique(unique, keys, wanted) if unique and run.facts.key_property_exists else {}
         plans = []
         for position, (item, key) in enumerate(zip(inputs.items, keys)):
             record = found.get(key)
@@ -211,5 +229,5 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             elif self.on_existing == "fail":
                 plans.append(PlannedRow(position, key, "refused", reason=f"{exists} (on_existing='fail')"))
             else:
-                plans.append(planned_write(self.schema, position, key, item["properties"], record))
+                plans.append(planned_write(run.schema, position, key, item["properties"], record))
         return plans

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -16,12 +16,11 @@ from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.writers import read_extract
 
-if TYPE_CHECKING:
-    from airflow.sdk import Context
 
 class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     """Create or update appointments by a unique property (``id_property``); replays are harmless.
@@ -50,18 +49,21 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     def key_name(self) -> str:  # type: ignore[override]
         return self.id_property
 
+    def key_columns(self) -> list[str]:
+        return [self.id_column]
+
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
         return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": [self.id_property, self.id_column]}
 
-    def prepare(self, client: AppointmentsClient, context: Context) -> None:
-        self.schema.require_unique(self.id_property, "id_property")
+    def start(self, run: WriteRun) -> None:
+        run.schema.require_unique(self.id_property, "id_property")
 
-    def build_inputs(self, window: Window) -> WindowInputs:
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
-        sendable, refused = self.serialize(window, extra_ignore=[] if mapped_to_id else [self.id_column],
+        sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
                                            key_column=self.id_column)
         inputs = WindowInputs(settled=refused)
         for row, properties in sendable:
@@ -73,22 +75,22 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
                 inputs.add(row, {"id": key, "properties": properties})
         return inputs
 
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         # On resume, records the interrupted attempt created still count as created.
-        return client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+        return run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
                                    created_since=window.resumed_since, observer=window.observer(inputs.rows))
 
-    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         keys = [str(item["id"]) for item in inputs.items]
         wanted = sorted({name for item in inputs.items for name in item["properties"]})
-        found = client.read_by_unique(self.id_property, keys, wanted)
+        found = run.client.read_by_unique(self.id_property, keys, wanted)
         plans = []
         for position, (item, key) in enumerate(zip(inputs.items, keys)):
             record = found.get(key)
             if record is None:
                 plans.append(PlannedRow(position, key, "create"))
             else:
-                plans.append(planned_write(self.schema, position, key, item["properties"], record))
+                plans.append(planned_write(run.schema, position, key, item["properties"], record))
         return plans
 
 
@@ -121,13 +123,16 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     def key_name(self) -> str:  # type: ignore[override]
         return self.id_column
 
+    def key_columns(self) -> list[str]:
+        return [self.id_column]
+
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
         return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": self.id_column, "verify": self.verify_exists}
 
-    def build_inputs(self, window: Window) -> WindowInputs:
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         self.require_columns(window.frame, self.id_column)
         inputs = WindowInputs()
         for position, value in enumerate(window.frame[self.id_column].tolist()):
@@ -139,10 +144,11 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
                 inputs.add(row, key)
         return inputs
 
-    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
-        return _plan_archive(client, inputs.items)
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        return _plan_archive(run.client, inputs.items)
 
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
+        client = run.client
         if not self.verify_exists:
             return client.batch_archive(inputs.items, batch_size=self.batch_size,
                                         observer=window.observer(inputs.rows))
@@ -246,15 +252,17 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         self.association_type_id_column = association_type_id_column
         self.id_map = id_map
         self.appointment_key = appointment_key
-        self.ids_by_key: dict[str, str] = {}
 
     key_name = "pair"
 
+    def key_columns(self) -> list[str]:
+        return [self.appointment_key or self.appointment_id_column, self.to_object_type_column,
+                self.to_object_id_column]
+
     def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
         """A pair is the appointment (id or key) and the target's object type and id."""
-        columns = [self.appointment_key or self.appointment_id_column, self.to_object_type_column,
-                   self.to_object_id_column]
-        values = [frame[column].tolist() if column in frame.columns else [None] * len(frame) for column in columns]
+        values = [frame[column].tolist() if column in frame.columns else [None] * len(frame)
+                  for column in self.key_columns()]
         keys: list[str | None] = []
         for source, kind, target in zip(*values):
             source_key, target_key = row_key(source), row_key(target)
@@ -264,14 +272,16 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
                         f"{source_key}->{row_key(kind) or self.to_object_type}:{target_key}")
         return keys
 
-    def prepare(self, client: AppointmentsClient, context: Context) -> None:
-        if self.id_map:
-            mapping = read_extract(self.id_map)
-            self.ids_by_key = {str(key): str(hubspot_id) for key, hubspot_id
-                               in zip(mapping["input_key"], mapping["hubspot_id"]) if hubspot_id is not None}
+    def start(self, run: WriteRun) -> dict[str, str]:
+        """The id map's appointment ids by key (empty without ``id_map``)."""
+        if not self.id_map:
+            return {}
+        mapping = read_extract(self.id_map)
+        return {str(key): str(hubspot_id) for key, hubspot_id in zip(mapping["input_key"], mapping["hubspot_id"])
+                if hubspot_id is not None}
 
-    def build_inputs(self, window: Window) -> WindowInputs:
-        frame = window.frame
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
+        frame, ids_by_key = window.frame, run.facts
         source_column = self.appointment_key or self.appointment_id_column
         self.require_columns(frame, source_column, self.to_object_id_column)
         if self.to_object_type is None:
@@ -280,7 +290,7 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         for position in range(len(frame)):
             row = window.row(position)
             source = row_key(frame[source_column].iloc[position])
-            appointment_id = self.ids_by_key.get(source or "") if self.appointment_key else source
+            appointment_id = ids_by_key.get(source or "") if self.appointment_key else source
             target = row_key(frame[self.to_object_id_column].iloc[position])
             kind = self.to_object_type if self.to_object_type_column not in frame.columns else \
                 (row_key(frame[self.to_object_type_column].iloc[position]) or self.to_object_type)
@@ -307,17 +317,17 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
             inputs.add(row, (kind, item))
         return inputs
 
-    def plan_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         return [PlannedRow(position, f"{item['appointment_id']}->{item['to_object_id']}", "associate")
                 for position, (_, item) in enumerate(inputs.items)]
 
-    def send_inputs(self, client: AppointmentsClient, inputs: WindowInputs, window: Window) -> BatchResult:
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         groups: dict[str, list[int]] = {}
         for position, (kind, _) in enumerate(inputs.items):
             groups.setdefault(kind, []).append(position)
         result = BatchResult(self.operation)
         for kind, positions in groups.items():
-            sent = client.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
+            sent = run.client.batch_associate([inputs.items[i][1] for i in positions], to_object_type=kind,
                                           batch_size=self.batch_size,
                                           observer=window.observer([inputs.rows[i] for i in positions]))
             result.outcomes += [replace(outcome, index=positions[outcome.index]) for outcome in sent.outcomes]

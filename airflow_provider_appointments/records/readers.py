@@ -17,8 +17,13 @@ from airflow_provider_appointments.records.storage import open_path
 __all__ = ["iter_record_frames", "open_path"]
 
 
-def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Yield ``(number of the chunk's first input row, chunk)``; row numbers count from 0."""
+def iter_record_frames(records: Any, *, chunk_rows: int = 5000,
+                       columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(number of the chunk's first input row, chunk)``; row numbers count from 0.
+
+    :param columns: read only these columns where the input allows it (Parquet and CSV read nothing
+        else); columns the input lacks are left out, so a check on the chunk can name them.
+    """
     if isinstance(records, pd.DataFrame):
         for start in range(0, len(records), chunk_rows):
             yield start, records.iloc[start:start + chunk_rows]
@@ -33,7 +38,7 @@ def iter_record_frames(records: Any, *, chunk_rows: int = 5000) -> Iterator[tupl
     if isinstance(records, dict) and "path" in records:  # an extract summary from XCom
         records = records["path"]
     if isinstance(records, (str, os.PathLike)) or _is_object_storage_path(records):
-        yield from _iter_file(str(records), chunk_rows)
+        yield from _iter_file(str(records), chunk_rows, columns)
         return
     raise HubSpotInputError("records must be a DataFrame, a list of dicts or a file path, "
                             f"not {type(records).__name__}")
@@ -63,7 +68,7 @@ def _frame_from_dicts(records: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _iter_file(path: str, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+def _iter_file(path: str, chunk_rows: int, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
     kind = format_of(path)
     with open_path(path) as handle:
         head = handle.read(4)
@@ -75,13 +80,17 @@ def _iter_file(path: str, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]
         start = 0
         try:
             if kind == "parquet":
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows):
+                parquet = pq.ParquetFile(handle)
+                present = [name for name in columns or () if name in parquet.schema_arrow.names]
+                for batch in parquet.iter_batches(batch_size=chunk_rows, columns=present or None):
                     frame = batch.to_pandas()
                     yield start, frame
                     start += len(frame)
             elif kind == "csv":
                 # Text as text: ids keep leading zeros; values are converted per property type later.
-                for frame in pd.read_csv(handle, chunksize=chunk_rows, dtype=str, keep_default_na=True):
+                wanted = set(columns or ())
+                use = (lambda name: name in wanted) if columns and _csv_has_any(handle, wanted) else None
+                for frame in pd.read_csv(handle, chunksize=chunk_rows, dtype=str, keep_default_na=True, usecols=use):
                     yield start, frame
                     start += len(frame)
             else:
@@ -92,3 +101,10 @@ def _iter_file(path: str, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]
             return
         except (ValueError, pd.errors.ParserError, OSError) as exc:
             raise HubSpotInputError(f"{path}: cannot read it as {kind} near row {start}: {exc}") from None
+
+
+def _csv_has_any(handle: Any, names: set[str]) -> bool:
+    """Whether the CSV header names any of `names` (a chunk without columns would lose its row count)."""
+    header = pd.read_csv(handle, nrows=0, dtype=str).columns
+    handle.seek(0)
+    return bool(names & set(header))

@@ -249,3 +249,21 @@ def test_last_duplicate_key_wins_across_windows(sim, tmp_path):
              for r in sim.store.appointments()
              if r.properties.get("external_appointment_id", "").startswith("W-")}
     assert names == {"W-1": "new", "W-3": "x", "W-4": "y"}
+
+
+def test_an_operator_keeps_nothing_of_one_run_for_the_next(sim, tmp_path):
+    """What a run learns (the schema, an id map, duplicates) is the run's: a second execute of the same
+    instance with another id map associates through the new map only."""
+    contact = str(next(iter(sim.store.iter_records("contacts"))).id)
+    first, second = (str(r.id) for r in list(sim.store.appointments())[:2])
+    id_map = tmp_path / "ids.parquet"
+    operator = HubSpotAppointmentsAssociateOperator(
+        task_id="t", records=pd.DataFrame({"key": ["K"], "to_object_id": [contact]}), to_object_type="contacts",
+        id_map=str(id_map), appointment_key="key", checkpoint_path=None, max_failed_records=1)
+    before = dict(vars(operator))
+    for appointment in (first, second):
+        pd.DataFrame({"input_row": [0], "input_key": ["K"], "hubspot_id": [appointment]}).to_parquet(id_map)
+        assert operator.execute({"ti": _TI()})["succeeded"] == 1
+        assert int(contact) in sim.store.associations_of("appointments", int(appointment)).get("contacts", {})
+    changed = {name for name, value in vars(operator).items() if before.get(name) is not value}
+    assert changed <= {"_lineage", "_log", "_cached_logger"}, changed  # the result for OpenLineage; logging

@@ -228,3 +228,18 @@ def test_extract_ids_are_exact_text_even_with_gaps(tmp_path, fmt, caplog):
         with open(path) as handle:
             first = json.loads(handle.readline())
         assert first["id"] == str(BIG) and first["hs_object_id"] == str(BIG)
+
+
+@pytest.mark.parametrize("name", ["rows.csv", "rows.parquet"])
+def test_a_file_read_for_its_key_column_reads_only_that_column(tmp_path, name):
+    frame = pd.DataFrame({"key": ["007", "8", "9"], "notes": ["a", "b", "c"]})
+    path = tmp_path / name
+    frame.to_csv(path, index=False) if name.endswith(".csv") else frame.to_parquet(path)
+
+    chunks = list(iter_record_frames(str(path), chunk_rows=2, columns=["key", "absent"]))
+
+    assert [(start, list(chunk.columns), len(chunk)) for start, chunk in chunks] == [(0, ["key"], 2), (2, ["key"], 1)]
+    assert [value for _, chunk in chunks for value in chunk["key"]] == ["007", "8", "9"]
+    # None of the columns asked for: every column, so the rows still count and the caller can name what is missing.
+    (_, whole), *_ = iter_record_frames(str(path), chunk_rows=5, columns=["absent"])
+    assert list(whole.columns) == ["key", "notes"] and len(whole) == 3

@@ -1,0 +1,38 @@
+"""One `execute` of a write operator: what it learns before sending, handed to the operator's steps.
+
+An operator instance is configuration (what its arguments say); everything one run learns lives here
+and is gone with the run, so a retry or a second `execute` of the same instance starts clean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_appointments.api.client import AppointmentsClient
+from airflow_provider_appointments.operators.duplicates import DuplicateKeys
+from airflow_provider_appointments.records.properties import PropertySchema
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+@dataclass
+class WriteRun:
+    """What one run of a write operator knows.
+
+    :param client: the HubSpot client of the run's connection.
+    :param schema: the appointments' property schema, read once at the start (again only when the
+        operator's `start` creates a property).
+    :param context: the task's Airflow context (empty outside a task run).
+    :param dry_run: the run writes nothing.
+    :param facts: what the operator's own `start` learned (its own type, e.g. an id map).
+    :param duplicates: the input's repeated keys under the ``on_duplicate_keys`` policy.
+    """
+
+    client: AppointmentsClient
+    schema: PropertySchema
+    context: Context
+    dry_run: bool = False
+    facts: Any = None
+    duplicates: DuplicateKeys = field(default_factory=lambda: DuplicateKeys(()))
