@@ -1,13 +1,39 @@
-"""HubSpot's moments: ISO 8601 strings with ``Z`` or epoch milliseconds, to epoch milliseconds."""
+"""HubSpot's moments: ISO 8601 strings with ``Z`` or epoch milliseconds, to epoch milliseconds.
+
+The one place moments are read: one value (`parse_moment`) or a column (`parse_moments`, used for
+HubSpot's answers in extracts and for the users' date columns alike).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
+import pandas as pd
+
 from airflow_provider_appointments.errors import HubSpotInputError
 
 MODIFIED = "hs_lastmodifieddate"
+ISO_8601 = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+EPOCH_MS_TEXT = r"-?\d{10,}"  # fewer digits would be a year or a small number, never a moment
+
+
+def moment_forms(values: Any) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each value as stripped text, and whether it is in ISO 8601 form or epoch-millisecond digits."""
+    text = pd.Series(values, dtype=object).astype("string").str.strip()
+    return (text, text.str.fullmatch(ISO_8601).fillna(False).astype(bool),
+            text.str.fullmatch(EPOCH_MS_TEXT).fillna(False).astype(bool))
+
+
+def parse_moments(values: Any) -> pd.Series:
+    """A column of ISO 8601 text (naive = UTC) or epoch-millisecond digits → UTC timestamps; NaT where a
+    value is missing, in neither form, or no such moment (2026-02-30)."""
+    text, iso, epoch = moment_forms(values)
+    parsed = pd.to_datetime(text.where(iso).astype(object), format="ISO8601", utc=True, errors="coerce")
+    if epoch.any():
+        numbers = pd.to_numeric(text.where(epoch), errors="coerce").astype("float64")
+        parsed = parsed.where(~epoch, pd.to_datetime(numbers, unit="ms", utc=True, errors="coerce"))
+    return parsed
 
 
 def parse_moment(value: Any, name: str = "moment") -> datetime | None:

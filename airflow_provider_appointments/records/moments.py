@@ -15,9 +15,9 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from airflow_provider_appointments.api.timestamps import moment_forms, parse_moments
+
 DAY_MS = 86_400_000
-_ISO = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
-_EPOCH_TEXT = r"-?\d{10,}"
 _NUMERIC_DATE = re.compile(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}")  # 01/02/2026, 1.2.26 …
 
 
@@ -98,15 +98,10 @@ def _parse_texts(
         for i in np.flatnonzero(~valid):
             problems[int(i)] = f"{shown(texts[i])} does not match date_format {date_format!r}"
         return epoch_ms, valid, problems
-    iso = text.str.fullmatch(_ISO).to_numpy(dtype=bool)
-    epoch = text.str.fullmatch(_EPOCH_TEXT).to_numpy(dtype=bool)
-    parsed = pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce")
-    if epoch.any():
-        numbers = pd.to_numeric(text.where(epoch), errors="coerce").astype("float64")
-        parsed = parsed.where(~epoch, pd.to_datetime(numbers, unit="ms", utc=True, errors="coerce"))
-    epoch_ms, valid = _epoch_ms(parsed)
+    _, iso, epoch = moment_forms(texts)
+    epoch_ms, valid = _epoch_ms(parse_moments(texts))
     for i in np.flatnonzero(~valid):
-        if iso[i] or epoch[i]:
+        if iso.iloc[i] or epoch.iloc[i]:
             problems[int(i)] = f"{shown(texts[i])} is not a valid {kind} (no such day or time, or out of range)"
         else:
             problems[int(i)] = _unreadable(texts[i], kind, column)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from airflow_provider_appointments.api.timestamps import parse_moments
 from airflow_provider_appointments.records.formats import FORMATS, format_of
 from airflow_provider_appointments.records.properties import PropertySchema
 from airflow_provider_appointments.records.storage import Publication, open_path
@@ -51,12 +52,7 @@ def _ids(values: list[Any]) -> pa.Array:
 
 def _timestamps(values: list[Any]) -> pa.Array:
     """ISO 8601 strings (what HubSpot returns) or epoch-millisecond strings → UTC timestamps."""
-    parsed = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce", format="ISO8601")
-    unparsed = parsed.isna().to_numpy() & pd.notna(pd.Series(values, dtype="object")).to_numpy()
-    if unparsed.any():  # epoch milliseconds, the other form HubSpot accepts
-        epoch = pd.to_numeric(pd.Series(values, dtype="object").where(unparsed), errors="coerce")
-        parsed = parsed.where(~unparsed, pd.to_datetime(epoch, unit="ms", utc=True))
-    return pa.array(parsed.dt.as_unit("ms"), type=TIMESTAMP, from_pandas=True)
+    return pa.array(parse_moments(values).dt.as_unit("ms"), type=TIMESTAMP, from_pandas=True)
 
 
 def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
@@ -66,7 +62,7 @@ def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
         return pa.array(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype("float64"),
                         type=pa.float64(), from_pandas=True)
     if arrow_type == pa.date32():
-        parsed = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, errors="coerce", format="ISO8601")
+        parsed = parse_moments(values)
         return pa.array(parsed.dt.date.where(parsed.notna(), None), type=pa.date32(), from_pandas=True)
     if arrow_type == pa.bool_():
         return pa.array([None if v is None else str(v).lower() == "true" for v in values], type=pa.bool_())
