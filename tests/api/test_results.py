@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_appointments.api.results import first_of_each_key, map_answer, repeated_input
+from airflow_provider_appointments.api.results import (
+    RecordOutcome,
+    chunked,
+    first_of_each_key,
+    map_answer,
+    repeated_input,
+)
 
 
 def test_repeats_are_split_from_the_first_input_of_their_key():
@@ -39,3 +45,20 @@ def test_the_client_reports_its_counters_as_one_snapshot(hubspot_simulator, monk
     client.batch_read(["1", "2"])
     after = client.stats()
     assert (after.requests - before.requests, after.rate_limited, after.retries) == (1, 0, 0)
+
+
+def test_chunking_and_multi_status_mapping_by_key_not_position():
+    assert [len(c) for c in chunked(list(range(250)))] == [100, 100, 50]
+    with pytest.raises(ValueError):
+        list(chunked([1], 101))
+    outcomes = map_answer(
+        [(0, "t0"), (1, "t1"), (2, "t2")],
+        results=[{"id": "9", "objectWriteTraceId": "t2"}, {"id": "8", "objectWriteTraceId": "t0"}],
+        errors=[{"category": "VALIDATION_ERROR", "message": "bad", "context": {"objectWriteTraceId": ["t1"]}}],
+        result_key=lambda item: item["objectWriteTraceId"], error_keys=("objectWriteTraceId",), new_default=True)
+    assert outcomes == [RecordOutcome(0, "t0", True, hubspot_id="8", new=True),
+                        RecordOutcome(1, "t1", False, status=400, category="VALIDATION_ERROR", message="bad",
+                                      context={"objectWriteTraceId": ["t1"]}),
+                        RecordOutcome(2, "t2", True, hubspot_id="9", new=True)]
+    missing = map_answer([(0, "a")], [], [], result_key=lambda i: i["id"], error_keys=("ids",))
+    assert missing[0].category == "UNMAPPED_RESULT" and not missing[0].succeeded

@@ -6,9 +6,6 @@ import random
 import subprocess
 import sys
 
-import pytest
-
-from airflow_provider_appointments.api.results import RecordOutcome, chunked, map_answer
 from airflow_provider_appointments.transport.pacing import Pacer
 from airflow_provider_appointments.transport.retry import RateLimit, RetryPolicy, parse_retry_after, rate_limit_of
 
@@ -83,23 +80,6 @@ def test_pacing_learns_the_budget_from_headers_and_pauses_after_429():
     assert limiter.limit == 10
     limiter.penalize(5.0)
     assert limiter.acquire() >= 5.0
-
-
-def test_chunking_and_multi_status_mapping_by_key_not_position():
-    assert [len(c) for c in chunked(list(range(250)))] == [100, 100, 50]
-    with pytest.raises(ValueError):
-        list(chunked([1], 101))
-    outcomes = map_answer(
-        [(0, "t0"), (1, "t1"), (2, "t2")],
-        results=[{"id": "9", "objectWriteTraceId": "t2"}, {"id": "8", "objectWriteTraceId": "t0"}],
-        errors=[{"category": "VALIDATION_ERROR", "message": "bad", "context": {"objectWriteTraceId": ["t1"]}}],
-        result_key=lambda item: item["objectWriteTraceId"], error_keys=("objectWriteTraceId",), new_default=True)
-    assert outcomes == [RecordOutcome(0, "t0", True, hubspot_id="8", new=True),
-                        RecordOutcome(1, "t1", False, status=400, category="VALIDATION_ERROR", message="bad",
-                                      context={"objectWriteTraceId": ["t1"]}),
-                        RecordOutcome(2, "t2", True, hubspot_id="9", new=True)]
-    missing = map_answer([(0, "a")], [], [], result_key=lambda i: i["id"], error_keys=("ids",))
-    assert missing[0].category == "UNMAPPED_RESULT" and not missing[0].succeeded
 
 
 def test_the_provider_is_registered_with_airflow():
