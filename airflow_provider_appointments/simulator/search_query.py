@@ -161,21 +161,7 @@ def _condition(schema: ObjectSchema, spec: Any) -> Condition:
         wanted = operator == "HAS_PROPERTY"
         return Condition(name, lambda value: (value is not None) == wanted,
                          lambda array: np.full(len(array), wanted))
-    if operator in ("IN", "NOT_IN"):
-        raw = spec.get("values")
-        if not isinstance(raw, list) or not raw:
-            raise validation_error(f"Operator {operator} needs a non-empty values list.",
-                                   context={"propertyName": [name]})
-        operands = [_operand(definition, value) for value in raw]
-    else:
-        if spec.get("value") is None:
-            raise validation_error(f"Operator {operator} needs a value.", context={"propertyName": [name]})
-        operands = [_operand(definition, spec["value"])]
-        if operator == "BETWEEN":
-            if spec.get("highValue") is None:
-                raise validation_error("Operator BETWEEN needs value and highValue.",
-                                       context={"propertyName": [name]})
-            operands.append(_operand(definition, spec["highValue"]))
+    operands = _operands(definition, operator, spec)
     if operator == "CONTAINS_TOKEN":
         pattern = str(spec["value"]).lower()
         return Condition(name, lambda value: value is not None and _has_token(value, pattern))
@@ -200,6 +186,26 @@ def _condition(schema: ObjectSchema, spec: Any) -> Condition:
     exact = tuple(str(v) for v in (spec["values"] if operator == "IN" else [spec.get("value")])) \
         if operator in ("EQ", "IN") else None
     return Condition(name, test, numeric if vectorised else None, exact, operator, tuple(operands))
+
+
+def _operands(definition: PropertyDefinition, operator: str, spec: dict) -> list[Any]:
+    """The filter's values, each converted to the property's type (IN and NOT_IN take ``values``,
+    BETWEEN ``value`` and ``highValue``, the others ``value``)."""
+    name = definition.name
+    if operator in ("IN", "NOT_IN"):
+        raw = spec.get("values")
+        if not isinstance(raw, list) or not raw:
+            raise validation_error(f"Operator {operator} needs a non-empty values list.",
+                                   context={"propertyName": [name]})
+        return [_operand(definition, value) for value in raw]
+    if spec.get("value") is None:
+        raise validation_error(f"Operator {operator} needs a value.", context={"propertyName": [name]})
+    operands = [_operand(definition, spec["value"])]
+    if operator == "BETWEEN":
+        if spec.get("highValue") is None:
+            raise validation_error("Operator BETWEEN needs value and highValue.", context={"propertyName": [name]})
+        operands.append(_operand(definition, spec["highValue"]))
+    return operands
 
 
 def _operand(definition: PropertyDefinition, value: Any) -> Any:

@@ -294,19 +294,10 @@ def classify_exception(exc: BaseException, base_url: str, *, connect_timeout_s: 
     def found(*types: type[BaseException]) -> Any:
         return next((cause for cause in causes if isinstance(cause, types)), None)
 
-    if (cert := found(ssl.SSLCertVerificationError)) is not None:
-        return Failure(Outcome.MISCONFIGURED, f"the TLS certificate of {where} could not be verified "
-                       f"({cert.verify_message or cert.reason}): check the host name and the CA bundle",
-                       error=HubSpotTLSError)
     tls = found(ssl.SSLError)
     tls_reason = getattr(tls, "reason", None)  # OpenSSL's reason code, e.g. WRONG_VERSION_NUMBER
-    if tls_reason in _NOT_TLS:
-        return Failure(Outcome.MISCONFIGURED, f"TLS handshake with {where} failed: the server there does not speak "
-                       "TLS (it answered plain bytes); use http:// for the local simulator, or check the port",
-                       error=HubSpotTLSError)
-    if tls_reason in _TLS_REFUSED:
-        return Failure(Outcome.MISCONFIGURED, f"TLS handshake with {where} failed ({tls_reason}): the server "
-                       "refused our TLS version or ciphers", error=HubSpotTLSError)
+    if (setup := _tls_setup_failure(tls, where)) is not None:
+        return setup
     if found(socket.gaierror, urllib3.exceptions.NameResolutionError) is not None:
         return Failure(Outcome.NEVER_SENT, f"cannot resolve the host of {where}: is the host name right, "
                        "and is DNS reachable from here?", error=HubSpotConnectionError)
@@ -336,6 +327,24 @@ def classify_exception(exc: BaseException, base_url: str, *, connect_timeout_s: 
         return Failure(Outcome.MISCONFIGURED, f"the server at {where} expects HTTPS: it dropped a plain-HTTP "
                        "request but completes a TLS handshake; use https://", error=HubSpotTLSError)
     return Failure(Outcome.MAYBE_APPLIED, f"connection to {where} dropped before an answer arrived")
+
+
+def _tls_setup_failure(tls: ssl.SSLError | None, where: str) -> Failure | None:
+    """A TLS error that no retry can cure: an unverifiable certificate, a server that does not speak TLS,
+    or a handshake it refused."""
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return Failure(Outcome.MISCONFIGURED, f"the TLS certificate of {where} could not be verified "
+                       f"({tls.verify_message or tls.reason}): check the host name and the CA bundle",
+                       error=HubSpotTLSError)
+    reason = getattr(tls, "reason", None)
+    if reason in _NOT_TLS:
+        return Failure(Outcome.MISCONFIGURED, f"TLS handshake with {where} failed: the server there does not speak "
+                       "TLS (it answered plain bytes); use http:// for the local simulator, or check the port",
+                       error=HubSpotTLSError)
+    if reason in _TLS_REFUSED:
+        return Failure(Outcome.MISCONFIGURED, f"TLS handshake with {where} failed ({reason}): the server "
+                       "refused our TLS version or ciphers", error=HubSpotTLSError)
+    return None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
