@@ -1,10 +1,12 @@
-"""Four processes sharing one account's 10-second budget, then one alone: how much of it they use.
+"""Processes sharing one account's 10-second budget, side by side: how much of it they use.
 
-``python tests/benchmarks/shared_budget.py [--records N] [--processes P] [--pacing-from FILE]``
+``python tests/benchmarks/shared_budget.py [--total N] [--processes 1,4,12,24] [--pacing-from FILE]``
 
 Starts a simulator in its own process (300 requests / 10 s, 80 ms latency, no search or daily
-limit), then P processes at once (the bulk backfill DAG's mapped shards), each upserting N records
-through ``HubSpotAppointmentsHook().get_conn().batch_upsert``; then one process alone. Printed per
+limit), then, for each count P in ``--processes``, P processes at once (the bulk backfill DAG's mapped
+shards), each upserting its part of ``--total`` records through
+``HubSpotAppointmentsHook().get_conn().batch_upsert``. The processes start together once all have
+imported Airflow (a barrier of files, not a fixed delay: 24 imports on 2 cores take a while). Printed per
 run: records, seconds, requests, requests/s against the ceiling (limit / 10 s) and the simulator's
 429 count, and two percentages of the ceiling:
 
@@ -14,8 +16,6 @@ run: records, seconds, requests, requests/s against the ceiling (limit / 10 s) a
   (sends in the trailing 10 s over the limit, sampled every 50 ms, from the clients' send times): the
   fraction of the account's budget the clients kept busy. This is the figure the pacing targets.
 
-The lone process upserts as many records as all the shared ones together (``--lone-records`` to
-change it), so it too runs long enough for the window to be measured.
 ``--pacing-from`` loads another ``pacing.py`` in the workers (e.g. a copy of git HEAD's, to compare).
 """
 
@@ -26,6 +26,7 @@ import importlib.util
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -41,7 +42,21 @@ def _inputs(prefix: str, count: int) -> list[dict]:
                                                        "hs_appointment_status": "SCHEDULED"}} for i in range(count)]
 
 
-def upsert(connection: str, prefix: str, count: int, pacing_from: str | None, start_at: float) -> dict:
+def _barrier(folder: str, name: str, parties: int, timeout_s: float = 900.0) -> None:
+    """Wait until `parties` workers are ready, then until one second after the last one was."""
+    ready = os.path.join(folder, name)
+    with open(ready, "w"):
+        pass
+    deadline = time.time() + timeout_s
+    while len(os.listdir(folder)) < parties:
+        if time.time() > deadline:
+            raise TimeoutError(f"only {len(os.listdir(folder))} of {parties} workers got ready")
+        time.sleep(0.05)
+    last = max(os.path.getmtime(os.path.join(folder, entry)) for entry in os.listdir(folder))
+    time.sleep(max(0.0, last + 1.0 - time.time()))
+
+
+def upsert(connection: str, prefix: str, count: int, pacing_from: str | None, barrier: tuple[str, int]) -> dict:
     """One task: upsert `count` records; its own counts and the wall-clock moment of every send."""
     if pacing_from:  # before the transport imports `Pacer`
         spec = importlib.util.spec_from_file_location(PACING_MODULE, pacing_from)
@@ -63,7 +78,7 @@ def upsert(connection: str, prefix: str, count: int, pacing_from: str | None, st
         return moment
 
     limiter.acquire = recording_acquire  # this instance only: the wall-clock time of every send
-    time.sleep(max(0.0, start_at - time.time()))  # every process starts together, imports done
+    _barrier(barrier[0], prefix, barrier[1])  # every process starts together, imports done
     began = time.time()
     result = client.batch_upsert(inputs, id_property="external_appointment_id")
     ended = time.time()
@@ -75,9 +90,9 @@ def upsert(connection: str, prefix: str, count: int, pacing_from: str | None, st
 def run(sim, processes: int, records: int, pacing_from: str | None, label: str, budget: int) -> dict:
     before = sim.stats()
     connection = sim.airflow_connection_json()
-    start_at = time.time() + 15.0  # room for the workers' imports (Airflow is slow to import)
-    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(upsert, connection, f"{label}{i}", records, pacing_from, start_at)
+    with tempfile.TemporaryDirectory() as folder, \
+            ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(upsert, connection, f"{label}{i}", records, pacing_from, (folder, processes))
                    for i in range(processes)]
         results = [future.result() for future in futures]
     after = sim.stats()
@@ -115,15 +130,11 @@ def show(row: dict, budget: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=25_000, help="records per process (default 25,000)")
-    parser.add_argument("--lone-records", type=int, default=None,
-                        help="records of the lone process (default: --records × --processes)")
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--total", type=int, default=100_000, help="records of each run, split over its processes")
+    parser.add_argument("--processes", default="1,4,12,24", help="process counts to run, side by side")
     parser.add_argument("--budget", type=int, default=300, help="requests per 10 s")
     parser.add_argument("--latency-ms", type=float, default=80.0)
     parser.add_argument("--pacing-from", default=None, help="a pacing.py to use instead of the installed one")
-    parser.add_argument("--skip-lone", action="store_true")
-    parser.add_argument("--skip-shared", action="store_true")
     args = parser.parse_args(argv)
     from airflow_provider_appointments.simulator import SimulatorConfig, SimulatorProcess
 
@@ -134,13 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'run':<10}{'procs':>5}{'records':>9}{'failed':>7}{'seconds':>9}{'requests':>9}{'req/s':>8}"
           f"{'whole run':>11}{'window use':>12}{'429s':>6}{'retries':>8}{'max 10s':>12}", flush=True)
     with SimulatorProcess(config) as sim:
-        if not args.skip_shared:
-            show(run(sim, args.processes, args.records, args.pacing_from, "together", args.budget), args.budget)
-        if not args.skip_lone:
-            if not args.skip_shared:
-                time.sleep(10.5)  # an empty window for the lone process
-            lone = args.lone_records or args.records * args.processes
-            show(run(sim, 1, lone, args.pacing_from, "lone", args.budget), args.budget)
+        for number, processes in enumerate(int(count) for count in args.processes.split(",")):
+            if number:
+                time.sleep(10.5)  # an empty window for the next run
+            label = "lone" if processes == 1 else f"p{processes}-"
+            show(run(sim, processes, args.total // processes, args.pacing_from, label, args.budget), args.budget)
     return 0
 
 
