@@ -28,7 +28,11 @@ def moment_forms(values: Any) -> tuple[pd.Series, pd.Series, pd.Series]:
 def parse_moments(values: Any) -> pd.Series:
     """A column of ISO 8601 text (naive = UTC) or epoch-millisecond digits → UTC timestamps; NaT where a
     value is missing, in neither form, or no such moment (2026-02-30)."""
-    text, iso, epoch = moment_forms(values)
+    return parse_forms(*moment_forms(values))
+
+
+def parse_forms(text: pd.Series, iso: pd.Series, epoch: pd.Series) -> pd.Series:
+    """`parse_moments` of what `moment_forms` found (for callers that also need the forms)."""
     parsed = pd.to_datetime(text.where(iso).astype(object), format="ISO8601", utc=True, errors="coerce")
     if epoch.any():
         numbers = pd.to_numeric(text.where(epoch), errors="coerce").astype("float64")

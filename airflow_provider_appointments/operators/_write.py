@@ -304,12 +304,13 @@ class HubSpotWriteOperator(BaseOperator):
     def _duplicate_keys(self) -> DuplicateKeys:
         """The keys that repeat, found before anything is sent (a later row decides an earlier one's fate).
         Rows in memory are keyed as they are; a file is read once more, but only its key columns."""
-        if not self.key_columns():  # rows without a key are never duplicates
+        columns = self.key_columns()
+        if not columns:  # rows without a key are never duplicates
             return DuplicateKeys(())
         keys: list[tuple[int, str | None]] = []
         source = self.input_records
         frames = [(0, source)] if isinstance(source, pd.DataFrame) else \
-            iter_record_frames(source, chunk_rows=50_000, columns=self.key_columns() or None)
+            iter_record_frames(source, chunk_rows=50_000, columns=columns)
         for first_row, frame in frames:
             first_row += self.row_offset
             keys.extend(zip(range(first_row, first_row + len(frame)), self.row_keys(frame) or []))

@@ -15,7 +15,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from airflow_provider_appointments.api.timestamps import moment_forms, parse_moments
+from airflow_provider_appointments.api.timestamps import moment_forms, parse_forms
 
 DAY_MS = 86_400_000
 _NUMERIC_DATE = re.compile(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}")  # 01/02/2026, 1.2.26 …
@@ -98,8 +98,9 @@ def _parse_texts(
         for i in np.flatnonzero(~valid):
             problems[int(i)] = f"{shown(texts[i])} does not match date_format {date_format!r}"
         return epoch_ms, valid, problems
-    _, iso, epoch = moment_forms(texts)
-    epoch_ms, valid = _epoch_ms(parse_moments(texts))
+    forms = moment_forms(texts)  # matched once: for the parse and for the messages
+    _, iso, epoch = forms
+    epoch_ms, valid = _epoch_ms(parse_forms(*forms))
     for i in np.flatnonzero(~valid):
         if iso.iloc[i] or epoch.iloc[i]:
             problems[int(i)] = f"{shown(texts[i])} is not a valid {kind} (no such day or time, or out of range)"

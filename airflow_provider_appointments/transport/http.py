@@ -296,7 +296,7 @@ def classify_exception(exc: BaseException, base_url: str, *, connect_timeout_s: 
 
     tls = found(ssl.SSLError)
     tls_reason = getattr(tls, "reason", None)  # OpenSSL's reason code, e.g. WRONG_VERSION_NUMBER
-    if (setup := _tls_setup_failure(tls, where)) is not None:
+    if (setup := _tls_setup_failure(found(ssl.SSLCertVerificationError) or tls, where)) is not None:
         return setup
     if found(socket.gaierror, urllib3.exceptions.NameResolutionError) is not None:
         return Failure(Outcome.NEVER_SENT, f"cannot resolve the host of {where}: is the host name right, "
