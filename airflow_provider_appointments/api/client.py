@@ -377,7 +377,7 @@ class AppointmentsClient(AssociationEndpoints):
         return {str((record.get("properties") or {}).get(unique_property)): record for record in read.records}
 
     def batch_update(self, inputs: Sequence[dict], *, id_property: str | None = None,
-                     batch_size: int = BATCH_LIMIT) -> BatchResult:
+                     batch_size: int = BATCH_LIMIT, observer: ChunkObserver | None = None) -> BatchResult:
         """Update appointments: ``inputs`` are ``{"id": ..., "properties": {...}}`` (the id may be an
         `id_property` value)."""
 
@@ -392,7 +392,7 @@ class AppointmentsClient(AssociationEndpoints):
                                  body=lambda items: {"inputs": [entry(item) for item in items]},
                                  key=lambda item: str(item["id"]),
                                  result_key=_by_property(id_property) if id_property else _by_id)
-        return self.batches.run(endpoint, list(inputs), batch_size)
+        return self.batches.run(endpoint, list(inputs), batch_size, observer=observer)
 
     def batch_upsert(self, inputs: Sequence[dict], *, id_property: str, batch_size: int = BATCH_LIMIT,
                      created_since: datetime | int | None = None,

@@ -67,6 +67,7 @@ from airflow_provider_appointments.records.reports import (
     write_plan,
 )
 from airflow_provider_appointments.records.serialization import serialize_frame
+from airflow_provider_appointments.records.sql import SqlSource, clear_materialized, materialize
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -130,18 +131,28 @@ class HubSpotWriteOperator(BaseOperator):
     :param on_duplicate_keys: rows sharing a key (an id, a unique value, a pair): ``"reject"``
         (default; all of them fail ``DUPLICATE_INPUT_KEY``) or ``"last"`` (only the last is sent, the
         earlier ones are superseded by it).
+    :param sql: instead of ``records``, a query (templated; a ``.sql`` file too) whose rows are the
+        input, read through ``sql_conn_id`` in chunks (see `records.sql`). With a checkpoint, its
+        answer is copied into the checkpoint's folder first, so a retry resumes on the same rows.
+    :param sql_conn_id: an Airflow connection whose hook is a common-sql ``DbApiHook``.
+    :param sql_parameters: bind parameters of ``sql`` (templated).
     """
 
     operation = "write"
     keeps_id_map = False
     template_fields: Sequence[str] = ("records", "failures_path", "id_map_path", "checkpoint_path", "column_mapping",
-                                      "date_format", "dry_run_path")
+                                      "date_format", "dry_run_path", "sql", "sql_parameters")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
     ui_color = "#ff7a59"
 
     def __init__(
         self,
         *,
-        records: Any,
+        records: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        sql_parameters: Any = None,
         hubspot_conn_id: str = DEFAULT_CONN_ID,
         column_mapping: dict[str, str] | None = None,
         ignore_columns: Sequence[str] = (),
@@ -162,6 +173,14 @@ class HubSpotWriteOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (records is None) == (sql is None):
+            raise HubSpotInputError(f"{kwargs.get('task_id')}: give either records or sql (with sql_conn_id), "
+                                    "not both nor neither")
+        if sql is not None and not sql_conn_id:
+            raise HubSpotInputError(f"{kwargs.get('task_id')}: sql needs sql_conn_id (a common-sql connection)")
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.sql_parameters = sql_parameters
         self.records = None if is_data(records) else records
         self.inline_records = records if is_data(records) else None
         self.hubspot_conn_id = hubspot_conn_id
@@ -194,6 +213,9 @@ class HubSpotWriteOperator(BaseOperator):
 
     @property
     def input_records(self) -> Any:
+        """The input as given: rows, a reference, or the (rendered) query as a `SqlSource`."""
+        if self.sql is not None:
+            return SqlSource(str(self.sql).strip().rstrip(";"), str(self.sql_conn_id), self.sql_parameters)
         return self.inline_records if self.inline_records is not None else self.records
 
     # -- the steps an operator declares (see the module's docstring) ---------------------------
@@ -233,36 +255,49 @@ class HubSpotWriteOperator(BaseOperator):
                 "duplicates": self.on_duplicate_keys}
 
     # -- the shared run ------------------------------------------------------------------------
-    def frames(self, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    def frames(self, run: WriteRun, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
         """The input in chunks, each with the row number of its first row in the original input."""
-        for first_row, frame in iter_record_frames(self.input_records, chunk_rows=chunk_rows):
+        for first_row, frame in iter_record_frames(run.source, chunk_rows=chunk_rows):
             yield first_row + self.row_offset, frame
 
     def execute(self, context: Context) -> dict[str, Any]:
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
-        run = WriteRun(client, client.get_property_schema(), context, self.is_dry_run)
-        run.facts = self.start(run)
-        run.duplicates = self._duplicate_keys()
-        if self.is_dry_run:
-            return self._dry_run(run)
-        checkpoint = self._checkpoint(run)
-        window_rows = checkpoint.window_rows(self._window_rows(client)) if checkpoint else self._window_rows(client)
+        run = WriteRun(client, client.get_property_schema(), context, self.is_dry_run, source=self.input_records)
+        checkpoint = None if self.is_dry_run else self._checkpoint(run)
         if checkpoint and (finished := checkpoint.finished()) is not None:
             self.log.info("%s already finished in an earlier try (checkpoint %s): nothing is sent again",
                           self.operation, checkpoint.path)
             checkpoint.clear()
             return finished
+        window_rows = checkpoint.window_rows(self._window_rows(client)) if checkpoint else self._window_rows(client)
+        if checkpoint and isinstance(run.source, SqlSource):  # every pass and retry reads the same rows
+            if checkpoint.scan() == (0, []):  # nothing was sent by an earlier try: read the source anew
+                clear_materialized(checkpoint.path)
+            run.source = materialize(run.source, checkpoint.path, window_rows)
+            self.log.info("%s: %d rows copied to the checkpoint (%s)", run.source, run.source.rows, checkpoint.path)
+        try:
+            return self._execute(run, checkpoint, window_rows)
+        except BaseException:
+            self.abandon(run)
+            raise
+
+    def _execute(self, run: WriteRun, checkpoint: Checkpoint | None, window_rows: int) -> dict[str, Any]:
+        client = run.client
+        run.facts = self.start(run)
+        run.duplicates = self._duplicate_keys(run)
+        if self.is_dry_run:
+            return self._dry_run(run)
         if checkpoint:
             done, unfinished = checkpoint.scan()
             if done or unfinished:
                 self.log.info("resuming from checkpoint %s: %d window(s) already done; window(s) %s have requests "
                               "from the previous attempt, whose answered rows keep their outcome", checkpoint.path,
                               done, unfinished or "none")
-        retry_since = _retry_since(context)
+        retry_since = _retry_since(run.context)
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
         progress = self._progress(client)
-        for number, (first_row, frame) in enumerate(self.frames(window_rows)):
+        for number, (first_row, frame) in enumerate(self.frames(run, window_rows)):
             result = checkpoint.load(number) if checkpoint else None
             seeded = None
             if result is not None and any(self.resendable(o) for o in result.outcomes):
@@ -275,10 +310,41 @@ class HubSpotWriteOperator(BaseOperator):
                 result = self._run_window(run, window, retry_since, seeded)
             tally.batches += result.batches
             tally.requests += result.requests
-            tally.add(run.duplicates.settle(result.outcomes), keep_id_map)
+            settled = run.duplicates.settle(result.outcomes)
+            tally.add(settled, keep_id_map)
+            self.window_settled(run, first_row, frame, settled)
             progress.add(len(frame))
-        tally.add(run.duplicates.settle([], last=True), keep_id_map)
+        settled = run.duplicates.settle([], last=True)
+        tally.add(settled, keep_id_map)
+        self.window_settled(run, None, None, settled)
+        self.finish(run, tally)
         return self._report(run, tally, checkpoint)
+
+    def window_settled(self, run: WriteRun, first_row: int | None, frame: pd.DataFrame | None,
+                       outcomes: list[RecordOutcome]) -> None:
+        """Called with the outcomes of rows as they are settled (a window's, or at the end, with no
+        frame, those the duplicate-key policy held until the last row of their key)."""
+
+    def finish(self, run: WriteRun, tally: Tally) -> None:
+        """After the last window, before the report: work on what no input row names (a sync's archives)."""
+
+    def publish(self, run: WriteRun, result: dict[str, Any]) -> None:
+        """The run succeeded (within its failure policy): publish what the next run starts from."""
+
+    def abandon(self, run: WriteRun) -> None:
+        """The run failed or was stopped: drop what `publish` would have published."""
+
+    def extra_summary(self, run: WriteRun) -> dict[str, Any]:
+        """Fields of this operation's XCom summary beyond the shared ones."""
+        return {}
+
+    def dry_run_settled(self, run: WriteRun, outcome: RecordOutcome) -> PlannedRow | None:
+        """A dry run's plan of a row settled without a request (None: the shared one)."""
+        return None
+
+    def extra_plans(self, run: WriteRun) -> list[PlannedRow]:
+        """A dry run's plans of work no input row names (a sync's archives)."""
+        return []
 
     def resendable(self, outcome: RecordOutcome) -> bool:
         """A recorded failure a retry sends again rather than replays (see `is_transient`)."""
@@ -297,18 +363,19 @@ class HubSpotWriteOperator(BaseOperator):
         self.log.info("checkpoint: %s", path)
         warn_if_not_shared(str(path), self.log)
         settings = {**self.settings(), "row_offset": self.row_offset}  # the rows' numbers are in the records
-        return Checkpoint(str(path), fingerprint(self.input_records, settings))
+        source = run.source.identity() if isinstance(run.source, SqlSource) else run.source
+        return Checkpoint(str(path), fingerprint(source, settings))
 
     unkeyed_risk = ""
 
-    def _duplicate_keys(self) -> DuplicateKeys:
+    def _duplicate_keys(self, run: WriteRun) -> DuplicateKeys:
         """The keys that repeat, found before anything is sent (a later row decides an earlier one's fate).
         Rows in memory are keyed as they are; a file is read once more, but only its key columns."""
         columns = self.key_columns()
         if not columns:  # rows without a key are never duplicates
             return DuplicateKeys(())
         keys: list[tuple[int, str | None]] = []
-        source = self.input_records
+        source = run.source
         frames = [(0, source)] if isinstance(source, pd.DataFrame) else \
             iter_record_frames(source, chunk_rows=50_000, columns=columns)
         for first_row, frame in frames:
@@ -338,15 +405,17 @@ class HubSpotWriteOperator(BaseOperator):
         client = run.client
         planned: list[PlannedRow] = []
         progress = self._progress(client)
-        for number, (first_row, frame) in enumerate(self.frames(self._window_rows(client))):
+        for number, (first_row, frame) in enumerate(self.frames(run, self._window_rows(client))):
             window = Window(number, first_row, frame)
             inputs = self._inputs(run, window)
             plans = self.plan_inputs(run, inputs, window) if inputs.items else []
             planned += [replace(plan, input_row=inputs.rows[plan.input_row]) for plan in plans]
-            planned += [PlannedRow(row_of(o), o.key, "superseded" if o.succeeded else "refused", reason=o.message)
-                        for o in inputs.settled]
+            planned += [self.dry_run_settled(run, o) or PlannedRow(
+                row_of(o), o.key, "unchanged" if o.unchanged else "superseded" if o.succeeded else "refused",
+                reason=o.message) for o in inputs.settled]
             progress.add(len(frame))
         planned.sort(key=lambda plan: plan.input_row)
+        planned += self.extra_plans(run)
         path = self.dry_run_path or self._default_report_path(run.context, "dry_run")
         write_plan(path, planned)
         actions = dict(Counter(plan.action for plan in planned))
@@ -382,10 +451,12 @@ class HubSpotWriteOperator(BaseOperator):
         id_map_path = self.id_map_path if self.keeps_id_map else None
         failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
         if failures_path is not None:
-            write_failure_report(failures_path, sorted(tally.failures, key=lambda row: row.input_row))
+            write_failure_report(failures_path, sorted(tally.failures, key=lambda row: row.input_row)
+                                 + tally.other_failures)
         if id_map_path is not None:
             write_id_map(id_map_path, sorted(tally.id_map))
-        result = summary(self.operation, tally, failures_path, id_map_path)
+        tally.requests += run.reads
+        result = {**summary(self.operation, tally, failures_path, id_map_path), **self.extra_summary(run)}
         self._lineage = (run.client.settings.base_url, result)
         self._announce_reports(context, result)
         self.log.info("%s: %d records, %d succeeded (%d created, %d updated, %d unchanged), %d failed; "
@@ -397,6 +468,7 @@ class HubSpotWriteOperator(BaseOperator):
         breach = policy_breach(tally, self.max_failed_records, self.max_failed_ratio)
         if breach:
             raise AirflowException(f"{self.operation}: {breach}. Failure report: {failures_path}")
+        self.publish(run, result)
         if checkpoint:
             checkpoint.finish(result)
             checkpoint.clear()

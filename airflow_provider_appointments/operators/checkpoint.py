@@ -30,6 +30,7 @@ import pandas as pd
 
 from airflow_provider_appointments.api.results import RecordOutcome, at_input_rows, is_transient
 from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.records.sql import clear_materialized
 from airflow_provider_appointments.records.storage import is_uri, location, open_path, published, remove
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ class Checkpoint:
         folder = location(self.path)
         if not folder.exists():
             return
+        clear_materialized(self.path)  # a SQL source's copy
         for item in folder.iterdir():
             if item.name.startswith(("window-", ".window-", f".{FINISHED}", LAYOUT, f".{LAYOUT}")):
                 remove(f"{self.path}/{item.name}")

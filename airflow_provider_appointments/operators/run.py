@@ -28,6 +28,8 @@ class WriteRun:
     :param dry_run: the run writes nothing.
     :param facts: what the operator's own `start` learned (its own type, e.g. an id map).
     :param duplicates: the input's repeated keys under the ``on_duplicate_keys`` policy.
+    :param source: the input this run reads (rows, a reference, a query, or its copy).
+    :param reads: requests this run sent to compare rows with HubSpot's records (counted in ``requests``).
     """
 
     client: AppointmentsClient
@@ -36,3 +38,5 @@ class WriteRun:
     dry_run: bool = False
     facts: Any = None
     duplicates: DuplicateKeys = field(default_factory=lambda: DuplicateKeys(()))
+    source: Any = None
+    reads: int = 0

@@ -25,6 +25,8 @@ class Tally:
     requests: int = 0
     failures: list[FailureRow] = field(default_factory=list)
     id_map: list[tuple[int, str | None, str | None, bool | None]] = field(default_factory=list)
+    # Failures of work no input row names (a sync's archives): reported and counted, not records.
+    other_failures: list[FailureRow] = field(default_factory=list)
 
     def add(self, outcomes: Sequence[RecordOutcome], keep_id_map: bool) -> None:
         for outcome in outcomes:
@@ -42,12 +44,16 @@ class Tally:
 
     @property
     def failed(self) -> int:
+        return len(self.failures) + len(self.other_failures)
+
+    @property
+    def failed_records(self) -> int:
         return len(self.failures)
 
 
 def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path: str | None) -> dict[str, Any]:
-    if tally.succeeded + tally.failed != tally.records:  # every input row ends in exactly one place
-        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed} failed "
+    if tally.succeeded + tally.failed_records != tally.records:  # every input row ends in exactly one place
+        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed_records} failed "
                            f"!= {tally.records} records")
     return {
         "operation": operation,
@@ -78,5 +84,5 @@ def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio
             return None
         limit = f"max_failed_records {max_failed_records or 0}"
     top = ", ".join(f"{category} ×{count}" for category, count in Counter(
-        row.category or "UNKNOWN" for row in tally.failures).most_common(3))
+        row.category or "UNKNOWN" for row in [*tally.failures, *tally.other_failures]).most_common(3))
     return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"

@@ -75,8 +75,10 @@ class WindowInputs:
         self.rows.append(row)
 
     def held_back(self, decide: Any) -> WindowInputs:
-        """These inputs less the rows `decide(row)` gives an outcome to instead of sending them."""
-        kept = WindowInputs(settled=list(self.settled))
+        """These inputs less the rows `decide(row)` gives an outcome to instead of sending them (a row
+        settled as succeeded without a request, such as an unchanged one, is decided alike)."""
+        kept = WindowInputs(settled=[(decide(outcome.input_row) if outcome.succeeded else None) or outcome
+                                     for outcome in self.settled])
         for row, item in zip(self.rows, self.items):
             outcome = decide(row)
             if outcome is None:

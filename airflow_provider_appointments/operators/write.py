@@ -16,6 +16,7 @@ from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
@@ -31,6 +32,10 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         (``DUPLICATE_INPUT_KEY``) and none is sent; ``"last"``: only the last row of each key is sent
         and the earlier ones are superseded by it (same HubSpot id, not counted again).
     :param id_map_path: where to write input row → HubSpot id (templated).
+    :param skip_unchanged: read the existing records by key first (one batch read per 100 rows) and
+        send only the rows whose values differ, with only the changed properties (compared per
+        property type); an unchanged row costs no write, keeps its ``hs_lastmodifieddate`` and counts
+        as ``unchanged``. Default False: every row is written.
 
     Other parameters as for `HubSpotAppointmentsBatchCreateOperator`. Returns to XCom
     ``{"operation": "upsert", "records", "succeeded", "failed", "created", "updated", "unchanged",
@@ -40,10 +45,12 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
     operation = "upsert"
     keeps_id_map = True
 
-    def __init__(self, *, id_property: str, id_column: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, id_property: str, id_column: str | None = None, skip_unchanged: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.id_property = id_property
         self.id_column = id_column or id_property
+        self.skip_unchanged = skip_unchanged
 
     @property
     def key_name(self) -> str:  # type: ignore[override]
@@ -56,7 +63,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "id": [self.id_property, self.id_column]}
+        return {**super().settings(), "id": [self.id_property, self.id_column], "skip": self.skip_unchanged}
 
     def start(self, run: WriteRun) -> None:
         run.schema.require_unique(self.id_property, "id_property")
@@ -73,7 +80,19 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
                                                     f"row {row}: {self.id_column} is empty"))
             else:
                 inputs.add(row, {"id": key, "properties": properties})
-        return inputs
+        return self._only_changes(run, inputs) if self.skip_unchanged else inputs
+
+    def _only_changes(self, run: WriteRun, inputs: WindowInputs) -> WindowInputs:
+        """`skip_unchanged`: unchanged rows settle without a write; changed rows keep only what changed."""
+        compared = compare_with_hubspot(run, self.id_property, inputs.rows, inputs.items)
+        kept = WindowInputs(settled=[*inputs.settled, *compared.unchanged.values()])
+        for position, (row, item) in enumerate(zip(inputs.rows, inputs.items)):
+            if position in compared.changed:
+                _, diff = compared.changed[position]
+                kept.add(row, {"id": item["id"], "properties": {name: change["to"] for name, change in diff.items()}})
+            elif position not in compared.unchanged:
+                kept.add(row, item)
+        return kept
 
     def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         # On resume, records the interrupted attempt created still count as created.

@@ -1,5 +1,6 @@
-"""Input records for the write operators: a DataFrame, a list of dicts, or a Parquet / CSV / JSON Lines
-file (local path or any URI Airflow's ObjectStoragePath understands), yielded in chunks, never whole."""
+"""Input records for the write operators: a DataFrame, a list of dicts, a Parquet / CSV / JSON Lines
+file (local path or any URI Airflow's ObjectStoragePath understands) or a SQL query (`records.sql`),
+yielded in chunks, never whole."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def iter_record_frames(records: Any, *, chunk_rows: int = 5000,
         for start in range(0, len(records), chunk_rows):
             yield start, _frame_from_dicts(list(records[start:start + chunk_rows]))
         return
+    from airflow_provider_appointments.records.sql import MaterializedSource, SqlSource
+
+    if isinstance(records, MaterializedSource):  # its own chunks (the windows of the run that copied it)
+        yield from records.iter_frames(columns)
+        return
+    if isinstance(records, SqlSource):
+        for start, frame in records.iter_frames(chunk_rows):
+            present = [name for name in columns or () if name in frame.columns]
+            yield start, frame[present] if present else frame
+        return
     if isinstance(records, dict) and "path" in records:  # an extract summary from XCom
         records = records["path"]
     if isinstance(records, (str, os.PathLike)) or _is_object_storage_path(records):
@@ -49,6 +60,12 @@ def _is_object_storage_path(value: Any) -> bool:
     from airflow.sdk import ObjectStoragePath
 
     return isinstance(value, ObjectStoragePath)
+
+
+def frame_from_rows(names: list[str], rows: list[tuple]) -> pd.DataFrame:
+    """A database cursor's rows as a DataFrame, by the rules of a list of dicts."""
+    frame = _frame_from_dicts([dict(zip(names, row)) for row in rows])
+    return frame.reindex(columns=names) if list(frame.columns) != names else frame
 
 
 def _frame_from_dicts(records: list[dict]) -> pd.DataFrame:

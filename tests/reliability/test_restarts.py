@@ -267,3 +267,44 @@ def test_creating_the_idempotency_property_without_the_scope_names_the_scope(hub
     with pytest.raises(HubSpotError, match="crm.schemas.appointments.write") as raised:
         operator.execute({"ti": TI()})
     assert token not in str(raised.value) and not names(sim, "S-")
+
+
+def test_a_killed_sync_from_sql_retried_converges_on_the_rows_the_killed_try_read(sim, tmp_path, monkeypatch):
+    """SIGKILL a mirror sync midway; rows change in the table before Airflow's retry. The retry resumes on
+    the copy of the answer the killed try made (its row numbers are what the checkpoint knows), HubSpot
+    and the state then equal that answer, and the next run picks up the later change."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    database = tmp_path / "warehouse.db"
+    connection = sqlite3.connect(database)
+    connection.execute("create table bookings (external_appointment_id text, hs_appointment_name text)")
+    connection.executemany("insert into bookings values (?, ?)", [(f"Q{i:05d}", f"v1-{i}") for i in range(ROWS)])
+    connection.commit()
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+    settings = {"operator": "HubSpotAppointmentsSyncOperator", "sql": "select * from bookings order by 1",
+                "sql_conn_id": "warehouse", "id_property": "external_appointment_id", "mode": "mirror",
+                "state_path": str(tmp_path / "state.parquet"), "checkpoint_path": str(tmp_path / "ckpt"),
+                "window_rows": 500}
+    assert run_task(settings)["created"] == ROWS
+    started = datetime.now(timezone.utc).isoformat()
+    connection.execute("update bookings set hs_appointment_name = replace(hs_appointment_name, 'v1', 'v2')")
+    connection.execute("delete from bookings where external_appointment_id < 'Q00010'")
+    connection.commit()
+    assert run_task(settings, kill_after_writes=writes(sim) + 8, sim=sim) is None
+    state_after_kill = pd.read_parquet(tmp_path / "state.parquet")
+    assert len(state_after_kill) == ROWS  # the killed try published nothing
+    connection.execute("insert into bookings values ('Q-LATE', 'late')")  # after the copy was made
+    connection.commit()
+    # The DAG run started after the first sync (its records are not this run's creations).
+    retried = run_task({**settings, "try_number": 2, "run_started": started})
+    assert retried["records"] == ROWS - 10 and retried["failed"] == 0 and retried["archived"] == 10
+    assert (retried["updated"], retried["created"], retried["unchanged"]) == (ROWS - 10, 0, 0)
+    held = {r.properties["external_appointment_id"]: r for r in sim.store.appointments()
+            if r.properties.get("external_appointment_id", "").startswith("Q")}
+    active = {key: r.properties["hs_appointment_name"] for key, r in held.items() if not r.archived}
+    assert active == {f"Q{i:05d}": f"v2-{i}" for i in range(10, ROWS)}
+    state = pd.read_parquet(tmp_path / "state.parquet")
+    assert sorted(state["key"]) == sorted(active) and state["key"].is_unique
+    nxt = run_task({**settings, "try_number": 1, "checkpoint_path": str(tmp_path / "ckpt-next")})
+    assert (nxt["created"], nxt["updated"], nxt["archived"], nxt["requests"]) == (1, 0, 0, 1)

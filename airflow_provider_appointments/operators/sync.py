@@ -1,0 +1,347 @@
+"""The change-aware sync: a source table (rows, a file, a query) made HubSpot's, sending only what changed.
+
+Per key (``id_property``, a unique-value property) each source row is compared with what this sync
+wrote last time (its state, `sync_state`) or with what HubSpot holds (``compare="hubspot"``); unchanged
+rows cost no request, changed rows send only their changed properties, new keys are created, and in
+``mirror`` mode the keys this sync wrote that left the source are archived, behind a guard that refuses
+a run that would archive too much before it writes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_appointments.api.results import (
+    INVALID_INPUT,
+    OBJECT_NOT_FOUND,
+    BatchResult,
+    RecordOutcome,
+    settled_row,
+)
+from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.operators._write import HubSpotWriteOperator
+from airflow_provider_appointments.operators.changes import compare_with_hubspot
+from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.sync_state import StateEntry, StateWriter, SyncState
+from airflow_provider_appointments.operators.tally import Tally
+from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
+from airflow_provider_appointments.records.fingerprints import (
+    changed_properties,
+    decode_hashes,
+    encode_hashes,
+    property_hashes,
+    row_hash,
+)
+from airflow_provider_appointments.records.readers import iter_record_frames
+from airflow_provider_appointments.records.reports import FailureRow, PlannedRow
+
+MODES = ("upsert", "update", "mirror")
+COMPARES = ("state", "hubspot")
+# Unchanged rows cost nothing, so a sync's windows are large: its few changed rows then fill whole
+# 100-record batches instead of one partial batch per window.
+SYNC_WINDOW_ROWS = 50_000
+
+
+@dataclass
+class _Row:
+    """A source row made ready: its key, the properties it sends, and their fingerprints."""
+
+    key: str
+    properties: dict[str, str]
+    hashes: dict[str, str]
+    hash: str
+
+
+@dataclass
+class SyncFacts:
+    """What one sync run knows: the previous state (None on a first run), how it compares, what it archives."""
+
+    state: SyncState | None
+    compare: str
+    archive: pd.DataFrame
+    refusal: str | None
+    writer: StateWriter | None = None
+    rows: dict[int, _Row] = field(default_factory=dict)  # prepared rows not yet settled, by input row
+    plans: dict[int, PlannedRow] = field(default_factory=dict)  # dry run: by input row
+    archived: int = 0
+    archive_failures: list[FailureRow] = field(default_factory=list)
+    archive_requests: int = 0
+
+
+class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
+    """Make HubSpot's appointments equal a source table, writing only what changed.
+
+    :param id_property: a unique-value property that keys the source's rows (e.g. ``external_appointment_id``).
+    :param id_column: the source column holding the key (default: ``id_property``).
+    :param mode: ``"upsert"`` (default): create new keys, update changed rows; ``"update"``: update
+        existing keys only (a key HubSpot does not have fails ``OBJECT_NOT_FOUND``); ``"mirror"``:
+        upsert, and archive the records this sync wrote whose key has left the source.
+    :param state_path: local path or URI (templated) of the sync's state; after each successful run it
+        holds, per key, the HubSpot id and fingerprints of what was written. Needed by ``mirror``.
+    :param compare: ``"state"`` (default): a row equal to the state costs no request (edits made in
+        HubSpot since are not seen); ``"hubspot"``: read each key's current values (one batch read per
+        100 rows) and compare per property type. A run without a state compares with HubSpot.
+    :param max_archive_ratio: mirror refuses, before writing anything, a run that would archive more
+        than this share of the records it owns (default 0.1).
+    :param max_archive: and more than this many (default: no count limit).
+
+    Other parameters as for `HubSpotAppointmentsUpsertOperator` (``records`` or ``sql``/``sql_conn_id``,
+    ``column_mapping``, ``dry_run``, ``failures_path``, ``id_map_path``, checkpoints, the failure policy).
+    Returns to XCom ``{"operation": "sync", "mode", "compare", "records", "succeeded", "failed", "created",
+    "updated", "unchanged", "archived", "batches", "requests", "failures_path", "id_map_path", "state_path"}``.
+    """
+
+    operation = "sync"
+    keeps_id_map = True
+    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "state_path")
+
+    def __init__(self, *, id_property: str, id_column: str | None = None, mode: str = "upsert",
+                 state_path: str | None = None, compare: str = "state", max_archive_ratio: float = 0.1,
+                 max_archive: int | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("window_rows", SYNC_WINDOW_ROWS)
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise HubSpotInputError(f"mode must be one of {MODES}, got {mode!r}")
+        if compare not in COMPARES:
+            raise HubSpotInputError(f"compare must be one of {COMPARES}, got {compare!r}")
+        if mode == "mirror" and not state_path:
+            raise HubSpotInputError("mode='mirror' needs state_path: it archives only records this sync wrote, "
+                                    "and the state is where it keeps them")
+        if not 0 <= float(max_archive_ratio) <= 1:
+            raise HubSpotInputError(f"max_archive_ratio must be between 0 and 1, got {max_archive_ratio!r}")
+        self.id_property = id_property
+        self.id_column = id_column or id_property
+        self.mode = mode
+        self.state_path = state_path
+        self.compare = compare
+        self.max_archive_ratio = float(max_archive_ratio)
+        self.max_archive = max_archive
+
+    @property
+    def key_name(self) -> str:  # type: ignore[override]
+        return self.id_property
+
+    def key_columns(self) -> list[str]:
+        return [self.id_column]
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
+        return self.column_keys(frame, self.id_column)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "id": [self.id_property, self.id_column], "mode": self.mode,
+                "compare": self.compare, "state": self.state_path}
+
+    # -- before anything is sent ---------------------------------------------------------------
+    def start(self, run: WriteRun) -> SyncFacts:
+        run.schema.require_unique(self.id_property, "id_property")
+        state = SyncState.load(str(self.state_path)) if self.state_path else None
+        compare = "hubspot" if state is None else self.compare
+        if state is None:
+            self.log.info("sync: no state%s, so rows are compared with HubSpot's records (a batch read per 100)",
+                          f" at {self.state_path} yet" if self.state_path else " (state_path is not set)")
+        archive, refusal = pd.DataFrame(), None
+        if state is not None:
+            for _, frame in iter_record_frames(run.source, chunk_rows=50_000, columns=[self.id_column]):
+                state.mark_seen(self.row_keys(frame))
+            if self.mode == "mirror":
+                archive = state.unseen()
+                refusal = self._guard(len(archive), len(state))
+                if refusal and not run.dry_run:
+                    raise AirflowException(refusal)
+        facts = SyncFacts(state, compare, archive, refusal)
+        if not run.dry_run and self.state_path:
+            facts.writer = StateWriter(str(self.state_path))
+        return facts
+
+    def _guard(self, archiving: int, owned: int) -> str | None:
+        """Why archiving `archiving` of the `owned` records is refused, or None when it may go ahead."""
+        if not archiving:
+            return None
+        if self.max_archive is not None and archiving > self.max_archive:
+            limit = f"max_archive={self.max_archive}"
+        elif archiving / max(owned, 1) > self.max_archive_ratio:
+            limit = f"max_archive_ratio={self.max_archive_ratio:g}"
+        else:
+            return None
+        return (f"sync refused: it would archive {archiving} of the {owned} records it owns "
+                f"({archiving / max(owned, 1):.1%}), past {limit}. A source that suddenly lacks that many keys is "
+                "more often a broken query or an empty staging table than real deletions; nothing was written. "
+                f"If the deletions are real, raise {limit.split('=')[0]} for this run")
+
+    # -- per window ----------------------------------------------------------------------------
+    def _prepare(self, run: WriteRun, window: Window) -> tuple[dict[int, _Row], list[RecordOutcome]]:
+        """The window's rows that serialize, by input row, and the refusals of the rest."""
+        mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
+        sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
+                                           key_column=self.id_column)
+        rows: dict[int, _Row] = {}
+        for row, properties in sendable:
+            key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
+            if key is None:
+                refused.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {self.id_column} is empty"))
+                continue
+            hashes = property_hashes(properties)
+            rows[row] = _Row(key, properties, hashes, row_hash(hashes))
+        return rows, refused
+
+    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
+        facts: SyncFacts = run.facts
+        rows, refused = self._prepare(run, window)
+        facts.rows.update(rows)
+        inputs = WindowInputs(settled=refused)
+        if facts.compare == "state":
+            self._against_state(run, rows, inputs)
+        else:
+            self._against_hubspot(run, rows, inputs)
+        return inputs
+
+    def _against_state(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs) -> None:
+        facts: SyncFacts = run.facts
+        assert facts.state is not None
+        state = facts.state
+        positions = state.positions(row.key for row in rows.values())
+        ids = state.frame["hubspot_id"].to_numpy()
+        hashes = state.frame["row_hash"].to_numpy()
+        for (number, row), position in zip(rows.items(), positions):
+            if position < 0:  # a key this sync never wrote
+                self._plan(run, number, row.key, "create" if self.mode != "update" else "update")
+                inputs.add(number, {"id": row.key, "properties": row.properties})
+                continue
+            if hashes[position] == row.hash:
+                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=ids[position], new=False,
+                                                  unchanged=True))
+                self._plan(run, number, row.key, "unchanged")
+                continue
+            changed = changed_properties(row.properties, row.hashes,
+                                         decode_hashes(str(state.frame["property_hashes"].iat[position])))
+            if not changed:  # only properties dropped from the source: a write would leave them anyway
+                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=ids[position], new=False,
+                                                  unchanged=True))
+                self._plan(run, number, row.key, "unchanged")
+                continue
+            self._plan(run, number, row.key, "update", {name: {"to": value} for name, value in changed.items()})
+            inputs.add(number, {"id": row.key, "properties": changed})
+
+    def _against_hubspot(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs) -> None:
+        numbers = list(rows)
+        items = [{"id": rows[number].key, "properties": rows[number].properties} for number in numbers]
+        compared = compare_with_hubspot(run, self.id_property, numbers, items)
+        for position, number in enumerate(numbers):
+            item, key = items[position], rows[number].key
+            if position in compared.unchanged:
+                inputs.settled.append(compared.unchanged[position])
+                self._plan(run, number, key, "unchanged")
+            elif position in compared.changed:
+                _, diff = compared.changed[position]
+                self._plan(run, number, key, "update", diff)
+                inputs.add(number, {"id": key, "properties": {name: change["to"] for name, change in diff.items()}})
+            elif self.mode == "update":
+                message = f"row {number}: no appointment with {self.id_property} {key!r} (mode='update' creates none)"
+                inputs.settled.append(local_failure(number, key, OBJECT_NOT_FOUND, message))
+                self._plan(run, number, key, "refused", reason=message)
+            else:
+                self._plan(run, number, key, "create")
+                inputs.add(number, item)
+
+    def _plan(self, run: WriteRun, row: int, key: str, action: str, diff: dict | None = None,
+              reason: str | None = None) -> None:
+        if run.dry_run:
+            run.facts.plans[row] = PlannedRow(row, key, action, changes=diff or None, reason=reason)
+
+    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
+        if self.mode == "update":
+            return run.client.batch_update(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+                                           observer=window.observer(inputs.rows))
+        return run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+                                       created_since=window.resumed_since, observer=window.observer(inputs.rows))
+
+    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
+        plans = run.facts.plans
+        return [replace(plans.pop(row), input_row=position) for position, row in enumerate(inputs.rows)]
+
+    def dry_run_settled(self, run: WriteRun, outcome: RecordOutcome) -> PlannedRow | None:
+        """A row settled without a request: its plan (``unchanged``, ``refused``) as `build_inputs` made it."""
+        return run.facts.plans.pop(outcome.input_row, None)
+
+    def extra_plans(self, run: WriteRun) -> list[PlannedRow]:
+        facts: SyncFacts = run.facts
+        action = "refused" if facts.refusal else "archive"
+        return [PlannedRow(-1, str(key), action, reason=facts.refusal) for key in facts.archive.index]
+
+    # -- as rows settle, and at the end ----------------------------------------------------------
+    def window_settled(self, run: WriteRun, first_row: int | None, frame: pd.DataFrame | None,
+                       outcomes: list[RecordOutcome]) -> None:
+        facts: SyncFacts = run.facts
+        if facts.writer is None:
+            return
+        missing = [o.input_row for o in outcomes if o.input_row is not None and o.input_row not in facts.rows]
+        if missing and frame is not None and first_row is not None:  # a window an earlier try finished
+            prepared, _ = self._prepare(run, Window(-1, first_row, frame))
+            facts.rows.update(prepared)
+        state, now, entries = facts.state, int(time.time() * 1000), []
+        ready = []
+        for outcome in sorted(outcomes, key=lambda o: o.input_row if o.input_row is not None else -1):
+            number = outcome.input_row
+            row = facts.rows.pop(number, None) if number is not None else None
+            if number is None or row is None or not outcome.succeeded or run.duplicates.superseded(number, row.key):
+                continue  # a failed row keeps its previous entry, so the next run sends it again
+            ready.append((outcome, row))
+        positions = state.positions(row.key for _, row in ready) if state is not None else [-1] * len(ready)
+        for (outcome, row), position in zip(ready, positions):
+            synced = now
+            if state is not None and position >= 0:
+                state.rewritten[position] = True
+                if outcome.unchanged:  # confirmed, not written: it keeps the time of its last write
+                    synced = int(state.frame["synced_at"].to_numpy()[position])
+            entries.append(StateEntry(row.key, outcome.hubspot_id, row.hash, encode_hashes(row.hashes), synced))
+        facts.writer.add(entries)
+
+    def finish(self, run: WriteRun, tally: Tally) -> None:
+        """Mirror: archive the records this sync wrote whose key left the source (the guard passed in `start`)."""
+        facts: SyncFacts = run.facts
+        if self.mode != "mirror" or facts.state is None or not len(facts.archive):
+            return
+        keys = [str(key) for key in facts.archive.index]
+        ids = [str(value) for value in facts.archive["hubspot_id"]]
+        self.log.info("sync: archiving %d records this sync wrote whose %s left the source", len(ids),
+                      self.id_property)
+        result = run.client.batch_archive(ids, batch_size=self.batch_size)
+        positions = facts.state.positions(keys)
+        for outcome in result.outcomes:
+            key = keys[outcome.index]
+            if outcome.succeeded:
+                facts.state.archived[positions[outcome.index]] = True
+                facts.archived += 1
+            else:
+                facts.archive_failures.append(FailureRow(
+                    -1, key, outcome.status, outcome.category,
+                    f"archiving appointment {ids[outcome.index]} ({self.id_property} {key!r}, no longer in the "
+                    f"source) failed: {outcome.message}", outcome.context, outcome.correlation_id))
+        tally.batches += result.batches
+        tally.requests += result.requests
+        tally.other_failures.extend(facts.archive_failures)
+
+    def extra_summary(self, run: WriteRun) -> dict[str, Any]:
+        facts: SyncFacts = run.facts
+        return {"mode": self.mode, "compare": facts.compare, "archived": facts.archived,
+                "archive_failed": len(facts.archive_failures), "state_path": self.state_path}
+
+    def publish(self, run: WriteRun, result: dict[str, Any]) -> None:
+        """The new state: this run's rows, and the previous entries no row rewrote and no archive removed."""
+        facts: SyncFacts = run.facts
+        if facts.writer is None:
+            return
+        if facts.state is not None:
+            facts.writer.add_frame(facts.state.kept())
+        facts.writer.commit()
+        self.log.info("sync: state of %d keys published to %s", facts.writer.rows, self.state_path)
+    def abandon(self, run: WriteRun) -> None:
+        """The run failed: the new state is dropped, the previous one stays."""
+        if isinstance(run.facts, SyncFacts) and run.facts.writer is not None:
+            run.facts.writer.abort()

@@ -1,0 +1,69 @@
+"""Fingerprints and the sync state: pure functions and files, no server."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.operators.sync_state import StateEntry, StateWriter, SyncState
+from airflow_provider_appointments.records.fingerprints import (
+    changed_properties,
+    decode_hashes,
+    encode_hashes,
+    property_hashes,
+    row_hash,
+)
+
+
+def test_a_row_hash_ignores_property_order_and_tells_values_names_and_clearing_apart():
+    one = property_hashes({"a": "1", "b": "2"})
+    assert row_hash(one) == row_hash(property_hashes({"b": "2", "a": "1"}))
+    assert row_hash(one) != row_hash(property_hashes({"a": "1", "b": "3"}))
+    assert row_hash(property_hashes({"a": "12"})) != row_hash(property_hashes({"a1": "2"}))  # name and value
+    assert property_hashes({"a": ""}) != property_hashes({"a": None})  # cleared is not absent
+    assert row_hash(one) != row_hash(property_hashes({"a": "1"}))  # a property more is a change
+
+
+def test_changed_properties_names_what_differs_and_leaves_dropped_ones_alone():
+    before = property_hashes({"a": "1", "b": "2", "gone": "x"})
+    now = {"a": "1", "b": "20", "new": "y"}
+    assert changed_properties(now, property_hashes(now), before) == {"b": "20", "new": "y"}
+    assert decode_hashes(encode_hashes(before)) == before and decode_hashes(None) == {}
+
+
+def test_the_state_is_published_whole_and_read_back_with_the_last_entry_of_a_key(tmp_path):
+    path = str(tmp_path / "state.parquet")
+    writer = StateWriter(path)
+    writer.add([StateEntry("K1", "1", "h1", "{}", 1), StateEntry("K2", "2", "h2", "{}", 2)])
+    assert not (tmp_path / "state.parquet").exists()  # nothing at the final path before commit
+    writer.add([StateEntry("K1", "1", "h1b", "{}", 3)])
+    writer.commit()
+    state = SyncState.load(path)
+    assert state is not None and len(state) == 2
+    assert state.frame.loc["K1", "row_hash"] == "h1b"
+    found = state.positions(["K2", "nope", None])
+    assert state.index[found[0]] == "K2" and list(found[1:]) == [-1, -1]
+    state.mark_seen(["K2"])
+    assert list(state.unseen().index) == ["K1"]
+
+
+def test_an_aborted_state_leaves_the_previous_one_and_no_temporary_file(tmp_path):
+    path = str(tmp_path / "state.parquet")
+    first = StateWriter(path)
+    first.add([StateEntry("K1", "1", "h1", "{}", 1)])
+    first.commit()
+    before = (tmp_path / "state.parquet").read_bytes()
+    second = StateWriter(path)
+    second.add([StateEntry("K9", "9", "h9", "{}", 9)])
+    second.abort()
+    assert (tmp_path / "state.parquet").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.parquet"]
+
+
+def test_a_file_that_is_not_a_state_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "state.parquet"
+    pd.DataFrame({"other": [1]}).to_parquet(path)
+    with pytest.raises(HubSpotInputError, match="not a sync state.*Move it away"):
+        SyncState.load(str(path))
+    assert SyncState.load(str(tmp_path / "absent.parquet")) is None
