@@ -1,15 +1,17 @@
-"""The one-command demo (``make demo``): the three example DAGs, for real, against the embedded simulator.
+"""The one-command demo (``make demo``): the example DAGs, for real, against the embedded simulator.
 
 It creates a project-local ``AIRFLOW_HOME`` (``.airflow-demo/``, SQLite), starts the HubSpot simulator
 in its own process seeded with realistic appointments and contacts, points ``hubspot_default`` at it,
 writes a legacy export and a bookings file, runs the warehouse load for the last three days, the bulk
-backfill and the lifecycle DAG with ``dag.test()``, loads the interval the writes landed in, prints
-what happened and saves a chart of appointments per day. Exits non-zero if any DAG run failed.
+backfill, the lifecycle DAG and the reverse sync (twice: the second night sends only what changed in
+the table) with ``dag.test()``, loads the interval the writes landed in, prints what happened and saves
+a chart of appointments per day. Exits non-zero if any DAG run failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -146,6 +148,35 @@ def write_bookings(path: Path, sim: Any) -> Path:
     return path
 
 
+def write_clinic_bookings(warehouse: Path, rows: int = 400) -> None:
+    """The clinic's own bookings table in the warehouse, which the reverse sync mirrors into HubSpot."""
+    import duckdb
+
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE OR REPLACE TABLE clinic_bookings (external_appointment_id VARCHAR PRIMARY KEY, "
+                    "hs_appointment_name VARCHAR, hs_appointment_start TIMESTAMPTZ, hs_appointment_end TIMESTAMPTZ, "
+                    "hs_appointment_status VARCHAR, hs_duration INTEGER)")
+        con.executemany("INSERT INTO clinic_bookings VALUES (?, ?, ?, ?, ?, ?)", [
+            (f"CLINIC-{number:05d}", f"Clinic visit #{number}", start + timedelta(hours=number),
+             start + timedelta(hours=number, minutes=30), "SCHEDULED", 30) for number in range(rows)])
+
+
+def change_clinic_bookings(warehouse: Path) -> str:
+    """A day at the clinic: 5 visits rescheduled, 2 bookings deleted, 3 walk-ins added."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE clinic_bookings SET hs_appointment_start = hs_appointment_start + INTERVAL 1 DAY, "
+                    "hs_appointment_end = hs_appointment_end + INTERVAL 1 DAY "
+                    "WHERE external_appointment_id IN (SELECT external_appointment_id FROM clinic_bookings "
+                    "ORDER BY external_appointment_id LIMIT 5)")
+        con.execute("DELETE FROM clinic_bookings WHERE external_appointment_id IN ('CLINIC-00100', 'CLINIC-00101')")
+        con.execute("INSERT INTO clinic_bookings SELECT 'CLINIC-WALKIN-' || i, 'Walk-in #' || i, NULL, NULL, "
+                    "'SCHEDULED', 15 FROM range(3) t(i)")
+    return "5 rescheduled, 2 deleted, 3 walk-ins added"
+
+
 def _chart(warehouse: Path, target: Path) -> Path:
     """Appointments per day (by start time) from the warehouse table, as a small bar chart."""
     import duckdb
@@ -228,6 +259,23 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"  (report: {result['failures_path']})" if result.get("failed") else ""))
         if state != "success":
             failed.append("lifecycle")
+
+        print("\n== Reverse sync: the clinic's bookings table in the warehouse, mirrored into HubSpot ==")
+        warehouse = DATA / "warehouse.duckdb"
+        write_clinic_bookings(warehouse)
+        os.environ["AIRFLOW_CONN_HUBSPOT_WAREHOUSE"] = json.dumps({"conn_type": "duckdb", "host": str(warehouse)})
+        for label in ("first run", "next night"):
+            if label == "next night":
+                print(f"  the table changes: {change_clinic_bookings(warehouse)}")
+            before = sim.stats()["requests"]
+            state, xcom = _run("hubspot_appointments_reverse_sync")
+            preview, synced = xcom.get("preview") or {}, xcom.get("sync") or {}
+            print(f"  {label}: {state}; preview {preview.get('actions', '?')}; synced: {synced.get('created', '?')} "
+                  f"created, {synced.get('updated', '?')} updated, {synced.get('unchanged', '?')} unchanged, "
+                  f"{synced.get('archived', '?')} archived in {sim.stats()['requests'] - before} requests "
+                  "(preview included)")
+            if state != "success":
+                failed.append(f"reverse sync ({label})")
 
         print("\n== Warehouse load of today's interval so far: picks up the writes above ==")
         until = datetime.now(timezone.utc)

@@ -485,8 +485,8 @@ class HubSpotWriteOperator(BaseOperator):
                 events[AssetAlias(self.asset_alias)].add(Asset(asset_uri(path)), extra={**counts, "report": kind})
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: read the input file (a DataFrame or list has no dataset), wrote HubSpot's
-        appointments and the reports, with the counts as facets."""
+        """OpenLineage: read the input file or the tables of ``sql`` (a DataFrame or list has no dataset),
+        wrote HubSpot's appointments and the reports, with the counts as facets."""
         if self._lineage is None:
             return None
         base_url, result = self._lineage
@@ -494,8 +494,9 @@ class HubSpotWriteOperator(BaseOperator):
         if isinstance(source, dict):
             source = source.get("path")
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
+        tables = source.lineage_tables() if isinstance(source, SqlSource) else []
         return write_lineage(base_url, self.operation, path, result,
-                             [result.get("failures_path"), result.get("id_map_path")])
+                             [result.get("failures_path"), result.get("id_map_path")], input_tables=tables)
 
     def _default_report_path(self, context: Context, kind: str) -> str:
         home = os.environ.get("AIRFLOW_HOME", "~/airflow")

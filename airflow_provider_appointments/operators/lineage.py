@@ -193,7 +193,8 @@ def extract_lineage(base_url: str, output_path: str | os.PathLike[str], columns:
 
 def write_lineage(base_url: str, operation: str, input_path: str | os.PathLike[str] | None,
                   summary: Mapping[str, Any], reports: Iterable[str | os.PathLike[str] | None] = (),
-                  *, input_columns: Sequence[tuple[str, str]] | None = None) -> OperatorLineage | None:
+                  *, input_columns: Sequence[tuple[str, str]] | None = None,
+                  input_tables: Sequence[tuple[str, str]] = ()) -> OperatorLineage | None:
     """Lineage of a write: reads the input file (none for a DataFrame or a list: ``input_path`` None), writes
     HubSpot's ``appointments`` (``succeeded`` rows) and each report file (the failure report holds ``failed``
     rows); the ``hubspot_write`` run facet carries every count. None without OpenLineage.
@@ -201,6 +202,7 @@ def write_lineage(base_url: str, operation: str, input_path: str | os.PathLike[s
     :param summary: the operator's summary (``records``, ``succeeded``, ``failed``, ``created``, …).
     :param reports: paths of the reports written (failure report, id map); None entries are skipped.
     :param input_columns: the input's (name, type) columns, when known, as its schema facet.
+    :param input_tables: (namespace, name) of the tables a SQL source reads (``sql=``).
     """
     if not _openlineage_available():
         return None
@@ -213,6 +215,7 @@ def write_lineage(base_url: str, operation: str, input_path: str | os.PathLike[s
         facets = {"schema": _schema_facet(input_columns)} if input_columns else {}
         inputs.append(InputDataset(namespace=namespace, name=name, facets=facets,
                                    inputFacets=_input_statistics(summary.get("records"))))
+    inputs += [InputDataset(namespace=namespace, name=name) for namespace, name in input_tables]
 
     outputs = [OutputDataset(namespace=hubspot_namespace(base_url), name=HUBSPOT_DATASET,
                              outputFacets=_output_statistics(int(summary.get("succeeded") or 0)))]

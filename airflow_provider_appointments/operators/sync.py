@@ -28,7 +28,7 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
-from airflow_provider_appointments.operators.sync_state import StateEntry, StateWriter, SyncState
+from airflow_provider_appointments.operators.sync_state import StateWriter, SyncState
 from airflow_provider_appointments.operators.tally import Tally
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.fingerprints import (
@@ -48,14 +48,29 @@ COMPARES = ("state", "hubspot")
 SYNC_WINDOW_ROWS = 50_000
 
 
+def _check_choice(name: str, value: Any, choices: tuple[str, ...], rendered: bool = False) -> None:
+    """A value among `choices`; a template (``{{ … }}``) is checked once rendered."""
+    if not rendered and isinstance(value, str) and "{{" in value:
+        return
+    if value not in choices:
+        raise HubSpotInputError(f"{name} must be one of {choices}, got {value!r}")
+
+
 @dataclass
 class _Row:
-    """A source row made ready: its key, the properties it sends, and their fingerprints."""
+    """A source row made ready: its key, the properties it sends, and its hash (its properties' hashes
+    are computed only when needed: for a row that changed)."""
 
     key: str
     properties: dict[str, str]
-    hashes: dict[str, str]
     hash: str
+    _hashes: dict[str, str] | None = None
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        if self._hashes is None:
+            self._hashes = property_hashes(self.properties)
+        return self._hashes
 
 
 @dataclass
@@ -99,17 +114,15 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
 
     operation = "sync"
     keeps_id_map = True
-    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "state_path")
+    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "state_path", "compare", "mode")
 
     def __init__(self, *, id_property: str, id_column: str | None = None, mode: str = "upsert",
                  state_path: str | None = None, compare: str = "state", max_archive_ratio: float = 0.1,
                  max_archive: int | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("window_rows", SYNC_WINDOW_ROWS)
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise HubSpotInputError(f"mode must be one of {MODES}, got {mode!r}")
-        if compare not in COMPARES:
-            raise HubSpotInputError(f"compare must be one of {COMPARES}, got {compare!r}")
+        _check_choice("mode", mode, MODES)
+        _check_choice("compare", compare, COMPARES)
         if mode == "mirror" and not state_path:
             raise HubSpotInputError("mode='mirror' needs state_path: it archives only records this sync wrote, "
                                     "and the state is where it keeps them")
@@ -139,6 +152,11 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
 
     # -- before anything is sent ---------------------------------------------------------------
     def start(self, run: WriteRun) -> SyncFacts:
+        self.mode, self.compare = str(self.mode).strip(), str(self.compare).strip()  # as rendered
+        _check_choice("mode", self.mode, MODES, rendered=True)
+        _check_choice("compare", self.compare, COMPARES, rendered=True)
+        if self.mode == "mirror" and not self.state_path:
+            raise HubSpotInputError("mode='mirror' needs state_path (it rendered empty)")
         run.schema.require_unique(self.id_property, "id_property")
         state = SyncState.load(str(self.state_path)) if self.state_path else None
         compare = "hubspot" if state is None else self.compare
@@ -181,13 +199,13 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
                                            key_column=self.id_column)
         rows: dict[int, _Row] = {}
+        keys = window.frame[self.id_column].tolist()
         for row, properties in sendable:
-            key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
+            key = row_key(keys[row - window.first_row])
             if key is None:
                 refused.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {self.id_column} is empty"))
                 continue
-            hashes = property_hashes(properties)
-            rows[row] = _Row(key, properties, hashes, row_hash(hashes))
+            rows[row] = _Row(key, properties, row_hash(properties))
         return rows, refused
 
     def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
@@ -284,7 +302,7 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         if missing and frame is not None and first_row is not None:  # a window an earlier try finished
             prepared, _ = self._prepare(run, Window(-1, first_row, frame))
             facts.rows.update(prepared)
-        state, now, entries = facts.state, int(time.time() * 1000), []
+        state, now = facts.state, int(time.time() * 1000)
         ready = []
         for outcome in sorted(outcomes, key=lambda o: o.input_row if o.input_row is not None else -1):
             number = outcome.input_row
@@ -293,14 +311,20 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
                 continue  # a failed row keeps its previous entry, so the next run sends it again
             ready.append((outcome, row))
         positions = state.positions(row.key for _, row in ready) if state is not None else [-1] * len(ready)
+        old_hashes = state.frame["row_hash"].to_numpy() if state is not None else None
+        columns: dict[str, list] = {"key": [], "hubspot_id": [], "row_hash": [], "property_hashes": [],
+                                    "synced_at": []}
         for (outcome, row), position in zip(ready, positions):
-            synced = now
-            if state is not None and position >= 0:
+            if state is not None and old_hashes is not None and position >= 0:
+                if outcome.unchanged and old_hashes[position] == row.hash:
+                    continue  # its entry is carried over as it is (`SyncState.kept`)
                 state.rewritten[position] = True
-                if outcome.unchanged:  # confirmed, not written: it keeps the time of its last write
-                    synced = int(state.frame["synced_at"].to_numpy()[position])
-            entries.append(StateEntry(row.key, outcome.hubspot_id, row.hash, encode_hashes(row.hashes), synced))
-        facts.writer.add(entries)
+            columns["key"].append(row.key)
+            columns["hubspot_id"].append(outcome.hubspot_id)
+            columns["row_hash"].append(row.hash)
+            columns["property_hashes"].append(encode_hashes(row.hashes))
+            columns["synced_at"].append(now)
+        facts.writer.add_columns(columns)
 
     def finish(self, run: WriteRun, tally: Tally) -> None:
         """Mirror: archive the records this sync wrote whose key left the source (the guard passed in `start`)."""

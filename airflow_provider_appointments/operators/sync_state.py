@@ -111,6 +111,12 @@ class StateWriter:
             self._open().write_table(pa.Table.from_pylist([vars(entry) for entry in entries], schema=STATE_SCHEMA))
             self.rows += len(entries)
 
+    def add_columns(self, columns: dict[str, list]) -> None:
+        """Entries given column by column (``STATE_SCHEMA``'s names)."""
+        if columns["key"]:
+            self._open().write_table(pa.table(columns, schema=STATE_SCHEMA))
+            self.rows += len(columns["key"])
+
     def add_frame(self, frame: pd.DataFrame) -> None:
         if len(frame):
             self._open().write_table(pa.Table.from_pandas(frame[STATE_SCHEMA.names], schema=STATE_SCHEMA,

@@ -1,8 +1,8 @@
 """Fingerprints of what a write sends, so a sync can tell unchanged rows without asking HubSpot.
 
-A row's properties are hashed one by one (name and serialized value, 64-bit BLAKE2b), and the row's
-hash is the hash of those: two rows with equal hashes send the same properties, and comparing the
-per-property hashes names the properties that changed. Values are hashed as serialized for HubSpot
+A row's hash covers all its properties (names and serialized values, 64-bit BLAKE2b): two rows with
+equal hashes send the same properties. Each property also has its own hash, so comparing those names
+the properties that changed (computed only for rows whose hash differs). Values are hashed as serialized for HubSpot
 (epoch milliseconds, ``true``/``false``, exact decimals), so a date written ``03/12/2026`` one day and
 ``2026-12-03`` the next is the same value.
 """
@@ -27,13 +27,16 @@ def property_hashes(properties: Mapping[str, str | None]) -> dict[str, str]:
             for name, value in properties.items()}
 
 
-def row_hash(hashes: Mapping[str, str]) -> str:
-    """The hash of a whole row, from its properties' hashes (order does not matter)."""
-    return _digest("\x1e".join(f"{name}\x1f{hashes[name]}" for name in sorted(hashes)))
+def row_hash(properties: Mapping[str, str | None]) -> str:
+    """The hash of a whole row (the order of its properties does not matter)."""
+    return _digest("\x1e".join(f"{name}\x1f{_CLEARED if properties[name] is None else properties[name]}"
+                               for name in sorted(properties)))
 
 
 def encode_hashes(hashes: Mapping[str, str]) -> str:
-    return json.dumps(dict(sorted(hashes.items())), separators=(",", ":"))
+    """Compact JSON (``{"name":"hash",…}``, names sorted); names are property names, which need no escaping
+    beyond what `json.dumps` gives the rare one that does."""
+    return "{" + ",".join(f"{json.dumps(name)}:\"{hashes[name]}\"" for name in sorted(hashes)) + "}"
 
 
 def decode_hashes(text: str | None) -> dict[str, str]:

@@ -64,6 +64,23 @@ class SqlSource:
                                     "common-sql DbApiHook, so it cannot run a query")
         return hook
 
+    def lineage_tables(self) -> list[tuple[str, str]]:
+        """(namespace, name) of each table the query reads, by OpenLineage's naming (the connection's
+        ``scheme://authority``); empty when the query cannot be parsed."""
+        names = self.tables()
+        if not names:
+            return []
+        hook = self.hook()
+        connection = hook.get_connection(self.conn_id)
+        info = None
+        with contextlib.suppress(Exception):
+            info = hook.get_openlineage_database_info(connection)
+        if info is not None and getattr(info, "scheme", None):
+            namespace = f"{info.scheme}://{info.authority}" if getattr(info, "authority", None) else info.scheme
+        else:
+            namespace = f"{connection.conn_type}://{connection.host or self.conn_id}"
+        return [(namespace, name) for name in names]
+
     def tables(self) -> list[str]:
         """The tables the query reads, for lineage (empty when the OpenLineage SQL parser is absent)."""
         try:

@@ -172,6 +172,28 @@ class Postgres:
                   "-w", "-t", "60", "start", timeout=90)
         self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
                   self.database, timeout=60)
+        # A second database on the same server: the warehouse the reverse-sync example reads from.
+        self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                  self.warehouse, timeout=60)
+
+    warehouse = "warehouse"
+
+    def connection_json(self, database: str) -> str:
+        """An Airflow connection (common-sql's postgres provider) to `database` on this server."""
+        return json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": self.port, "login": self.user,
+                           "schema": database})
+
+    def execute(self, database: str, statement: str, rows: list[tuple] | None = None) -> list[tuple]:
+        """Run one statement (with `rows`: once per row) in `database`; the rows it returns."""
+        import psycopg2
+
+        with psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database) as connection, \
+                connection.cursor() as cursor:
+            if rows is not None:
+                cursor.executemany(statement, rows)
+                return []
+            cursor.execute(statement)
+            return cursor.fetchall() if cursor.description else []
 
     def stop(self) -> None:
         if not (self.data / "postmaster.pid").exists():
@@ -423,7 +445,8 @@ class Deployment:
                  timeout=120, interval=1.0, diagnose=self.diagnose)
         self.timings["components healthy"] = time.monotonic() - mark
         wanted = {"hubspot_appointments_lifecycle", "hubspot_appointments_bulk_backfill",
-                  "hubspot_appointments_warehouse_load", "hubspot_appointments_on_new_extract"}
+                  "hubspot_appointments_warehouse_load", "hubspot_appointments_on_new_extract",
+                  "hubspot_appointments_reverse_sync"}
         wait_for("the dag-processor to parse the example DAGs", lambda: wanted <= self._parsed_dags(),
                  timeout=180, interval=2.0, diagnose=self.diagnose)
         self.timings["dags parsed"] = time.monotonic() - mark
@@ -486,6 +509,7 @@ class Deployment:
             "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps({"conn_type": "hubspot", "host": self.simulator_url,
                                                         "password": self.hubspot_token,
                                                         "extra": {"api_version": "2026-03"}}),
+            "AIRFLOW_CONN_HUBSPOT_WAREHOUSE": self.postgres.connection_json(self.postgres.warehouse),
             "HUBSPOT_APPOINTMENTS_DATA_DIR": str(self.data),
             "HUBSPOT_APPOINTMENTS_SEARCH_LAG_S": str(self.search_lag_s),
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",

@@ -326,6 +326,53 @@ def test_killed_create_is_retried_without_duplicates(deployment: Deployment) -> 
     assert (created["succeeded"], created["failed"]) == (len(keys), 0), created
 
 
+REVERSE_SYNC = "hubspot_appointments_reverse_sync"
+
+
+def batch_writes(deployment: Deployment) -> dict[str, int]:
+    return {route: count for route, count in deployment.simulator("GET", "stats")["by_route"].items()
+            if "/batch/" in route and not route.endswith("/batch/read")}
+
+
+@pytest.mark.timeout(300)
+def test_reverse_sync_mirrors_a_postgres_table_and_then_sends_only_the_changes(deployment: Deployment) -> None:
+    """The reverse-sync example on a PostgreSQL warehouse (psycopg2's server-side cursor), triggered twice
+    through the REST API: the second run writes only the rows that changed and archives the removed one."""
+    database = deployment.postgres.warehouse
+    deployment.postgres.execute(database, "CREATE TABLE clinic_bookings (external_appointment_id text PRIMARY KEY, "
+                                "hs_appointment_name text, hs_appointment_start timestamptz, "
+                                "hs_appointment_end timestamptz, hs_appointment_status text, hs_duration integer)")
+    start = datetime(2026, 12, 10, 8, tzinfo=timezone.utc)
+    deployment.postgres.execute(database, "INSERT INTO clinic_bookings VALUES (%s, %s, %s, %s, %s, %s)", [
+        (f"PG-{i:05d}", f"Visit {i}", start + timedelta(hours=i), start + timedelta(hours=i, minutes=30),
+         "SCHEDULED", 30) for i in range(500)])
+    run_id, run = run_to_end(deployment, REVERSE_SYNC, {}, timeout=180)
+    assert_success(deployment, REVERSE_SYNC, run_id, run)
+    first = deployment.api.xcom(REVERSE_SYNC, run_id, "sync")
+    assert (first["created"], first["failed"], first["compare"]) == (500, 0, "hubspot"), first
+
+    deployment.postgres.execute(database, "UPDATE clinic_bookings SET hs_appointment_status = 'CANCELED' "
+                                "WHERE external_appointment_id IN ('PG-00001', 'PG-00002', 'PG-00003')")
+    deployment.postgres.execute(database, "DELETE FROM clinic_bookings WHERE external_appointment_id = 'PG-00004'")
+    deployment.postgres.execute(database, "INSERT INTO clinic_bookings VALUES ('PG-NEW', 'New', NULL, NULL, "
+                                "'SCHEDULED', 20)")
+    before = batch_writes(deployment)
+    run_id, run = run_to_end(deployment, REVERSE_SYNC, {}, timeout=180)
+    assert_success(deployment, REVERSE_SYNC, run_id, run)
+    preview = deployment.api.xcom(REVERSE_SYNC, run_id, "preview")
+    assert preview["actions"] == {"unchanged": 496, "update": 3, "create": 1, "archive": 1}, preview
+    second = deployment.api.xcom(REVERSE_SYNC, run_id, "sync")
+    assert (second["created"], second["updated"], second["unchanged"], second["archived"]) == (1, 3, 496, 1), second
+    sent = {route: count - before.get(route, 0) for route, count in batch_writes(deployment).items()
+            if count != before.get(route, 0)}
+    assert sent == {"POST /crm/objects/{version}/{object_type}/batch/upsert": 1,
+                    "POST /crm/objects/{version}/{object_type}/batch/archive": 1}, sent
+    found = by_key(deployment.appointments())
+    synced = {key: records for key, records in found.items() if key.startswith("PG-")}
+    assert len(synced) == 500 and all(len(records) == 1 for records in synced.values())
+    assert "PG-00004" not in synced and synced["PG-00001"][0]["properties"]["hs_appointment_status"] == "CANCELED"
+
+
 @pytest.mark.timeout(120)
 def test_no_token_in_any_log(deployment: Deployment) -> None:
     """The HubSpot token reaches every Airflow process (AIRFLOW_CONN_HUBSPOT_DEFAULT) and every task

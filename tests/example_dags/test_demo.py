@@ -1,4 +1,4 @@
-"""The README's first command, small: the demo runs all three DAGs and says what happened."""
+"""The README's first command, small: the demo runs every example DAG and says what happened."""
 
 from __future__ import annotations
 
@@ -21,5 +21,10 @@ def test_demo_runs_every_dag_and_reports(tmp_path):
     assert "All DAG runs succeeded." in out
     assert "400 rows →" in out and "created_bookings" not in out
     assert "create_bookings: 19 succeeded, 1 failed" in out
+    assert "first run: success; preview {'create': 400}; synced: 400 created" in out
+    night = next(line for line in out.splitlines() if "next night:" in line)
+    assert all(action in night for action in ("'update': 5", "'unchanged': 393", "'create': 3", "'archive': 2"))
+    # Two schema reads (preview, sync), one upsert of the 8 rows that changed, one archive of 2.
+    assert "synced: 3 created, 5 updated, 393 unchanged, 2 archived in 4 requests" in night
     assert (tmp_path / "demo-home" / "appointments_per_day.png").stat().st_size > 10_000
     assert (tmp_path / "demo-home" / "data" / "warehouse.duckdb").exists()

@@ -177,3 +177,53 @@ def test_bulk_backfill_needs_no_pool_that_nobody_created():
     upsert = bag.dags["hubspot_appointments_bulk_backfill"].get_task("upsert_shard")
     assert upsert.pool == "default_pool"  # a task in a pool that does not exist waits for ever
     assert upsert.max_active_tis_per_dagrun == 4
+
+
+def _bookings_table(path: Path, rows: int) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE OR REPLACE TABLE clinic_bookings (external_appointment_id VARCHAR, "
+                    "hs_appointment_name VARCHAR, hs_appointment_start TIMESTAMPTZ, hs_appointment_end TIMESTAMPTZ, "
+                    "hs_appointment_status VARCHAR, hs_duration INTEGER)")
+        con.executemany("INSERT INTO clinic_bookings VALUES (?, ?, ?, ?, ?, ?)", [
+            (f"CLINIC-{i:05d}", f"Visit {i}", datetime(2026, 12, 1, 9, tzinfo=timezone.utc) + timedelta(hours=i),
+             datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc) + timedelta(hours=i), "SCHEDULED", 30)
+            for i in range(rows)])
+
+
+def test_reverse_sync_mirrors_a_table_and_a_second_run_sends_only_the_changes(run_dag, hubspot_simulator_factory,
+                                                                               data_dir, monkeypatch):
+    import json
+
+    sim = hubspot_simulator_factory(seed_appointments=50)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    warehouse = data_dir / "warehouse.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)}))
+    _bookings_table(warehouse, 300)
+    dag_file = DAGS / "hubspot_appointments_reverse_sync.py"
+    first = run_dag(dag_file, "hubspot_appointments_reverse_sync")
+    assert first.state == "success", first.task_states()
+    assert first.xcom("preview")["actions"] == {"create": 300}
+    assert (first.xcom("sync")["created"], first.xcom("sync")["failed"]) == (300, 0)
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE clinic_bookings SET hs_appointment_status = 'CANCELED' WHERE external_appointment_id "
+                    "IN ('CLINIC-00001', 'CLINIC-00002')")
+        con.execute("DELETE FROM clinic_bookings WHERE external_appointment_id = 'CLINIC-00003'")
+        con.execute("INSERT INTO clinic_bookings SELECT 'CLINIC-99999', 'Walk-in', NULL, NULL, 'SCHEDULED', 15")
+    before = sim.stats()["by_route"]
+    second = run_dag(dag_file, "hubspot_appointments_reverse_sync")
+    assert second.state == "success", second.task_states()
+    assert second.xcom("preview")["actions"] == {"unchanged": 297, "update": 2, "create": 1, "archive": 1}
+    summary = second.xcom("sync")
+    assert (summary["created"], summary["updated"], summary["unchanged"], summary["archived"]) == (1, 2, 297, 1)
+    sent = {route: count - before.get(route, 0) for route, count in sim.stats()["by_route"].items()
+            if "/batch/" in route and count != before.get(route, 0)}
+    assert sent == {"POST /crm/objects/{version}/{object_type}/batch/upsert": 1,
+                    "POST /crm/objects/{version}/{object_type}/batch/archive": 1}
+    held = {r.properties["external_appointment_id"]: r for r in sim.store.appointments()
+            if r.properties.get("external_appointment_id", "").startswith("CLINIC-")}
+    assert held["CLINIC-00003"].archived and held["CLINIC-00001"].properties["hs_appointment_status"] == "CANCELED"
+    assert sum(not r.archived for r in held.values()) == 300
+    seeded = [r for r in sim.store.appointments() if not r.properties.get("external_appointment_id", "")
+              .startswith("CLINIC-")]
+    assert seeded and not any(r.archived for r in seeded)  # records the sync did not write are never archived

@@ -282,3 +282,13 @@ def test_upsert_skip_unchanged_writes_only_the_rows_and_properties_that_differ(s
     record = by_key(sim)["U3"]
     assert record.properties["hs_appointment_name"] == "Changed" and record.properties["hs_duration"] == "30"
     assert {key for key, r in by_key(sim).items() if r.updated_ms != modified.get(key)} == {"U3", "U-new"}
+
+
+def test_lineage_of_a_sql_source_names_its_table_as_the_input(sim, db, tmp_path):
+    operator = HubSpotAppointmentsSyncOperator(
+        task_id="sync", sql="select b.* from main.bookings b order by 1", sql_conn_id="warehouse", id_property=KEY,
+        state_path=str(tmp_path / "state.parquet"), checkpoint_path=None)
+    operator.execute({"ti": _TI()})
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace.split("://")[0], d.name.split(".")[-1]) for d in lineage.inputs] == [("sqlite", "bookings")]
+    assert [d.name for d in lineage.outputs] == ["appointments"]
