@@ -19,6 +19,8 @@ is sent: a checkpoint is reused only when its settings match). Everything else r
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -56,7 +58,14 @@ from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
-from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key, row_of
+from airflow_provider_appointments.operators.windows import (
+    Window,
+    WindowInputs,
+    column_keys,
+    local_failure,
+    row_key,
+    row_of,
+)
 from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.formats import asset_uri
 from airflow_provider_appointments.records.readers import iter_record_frames
@@ -66,8 +75,8 @@ from airflow_provider_appointments.records.reports import (
     write_id_map,
     write_plan,
 )
-from airflow_provider_appointments.records.serialization import serialize_frame
-from airflow_provider_appointments.records.sql import SqlSource, clear_materialized, materialize
+from airflow_provider_appointments.records.serialization import SerializedFrame, serialize_frame
+from airflow_provider_appointments.records.sql import SqlSource, materialize
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -270,16 +279,27 @@ class HubSpotWriteOperator(BaseOperator):
             checkpoint.clear()
             return finished
         window_rows = checkpoint.window_rows(self._window_rows(client)) if checkpoint else self._window_rows(client)
-        if checkpoint and isinstance(run.source, SqlSource):  # every pass and retry reads the same rows
-            if checkpoint.scan() == (0, []):  # nothing was sent by an earlier try: read the source anew
-                clear_materialized(checkpoint.path)
-            run.source = materialize(run.source, checkpoint.path, window_rows)
-            self.log.info("%s: %d rows copied to the checkpoint (%s)", run.source, run.source.rows, checkpoint.path)
+        scratch = None
+        if isinstance(run.source, SqlSource):  # every pass (and a retry after a kill) reads the same rows
+            if checkpoint is not None:
+                # Requests in flight when an earlier try was killed: its retry must see exactly its rows.
+                in_flight = bool(checkpoint.scan()[1])
+                run.source = materialize(run.source, checkpoint.path, window_rows, reuse=in_flight)
+                checkpoint = checkpoint.for_content(run.source.digest)
+                how = "the copy the killed try made" if in_flight else "copied"
+            else:  # without a checkpoint (or in a dry run), a copy for this try only
+                scratch = tempfile.mkdtemp(prefix="hubspot-sql-source-")
+                run.source = materialize(run.source, scratch, window_rows)
+                how = "copied"
+            self.log.info("%s: %d rows (%s, in %s)", run.source, run.source.rows, how, run.source.folder)
         try:
             return self._execute(run, checkpoint, window_rows)
         except BaseException:
             self.abandon(run)
             raise
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _execute(self, run: WriteRun, checkpoint: Checkpoint | None, window_rows: int) -> dict[str, Any]:
         client = run.client
@@ -317,7 +337,8 @@ class HubSpotWriteOperator(BaseOperator):
         settled = run.duplicates.settle([], last=True)
         tally.add(settled, keep_id_map)
         self.window_settled(run, None, None, settled)
-        self.finish(run, tally)
+        breach = policy_breach(tally, self.max_failed_records, self.max_failed_ratio)
+        self.finish(run, tally, failing=breach is not None)
         return self._report(run, tally, checkpoint)
 
     def window_settled(self, run: WriteRun, first_row: int | None, frame: pd.DataFrame | None,
@@ -325,8 +346,9 @@ class HubSpotWriteOperator(BaseOperator):
         """Called with the outcomes of rows as they are settled (a window's, or at the end, with no
         frame, those the duplicate-key policy held until the last row of their key)."""
 
-    def finish(self, run: WriteRun, tally: Tally) -> None:
-        """After the last window, before the report: work on what no input row names (a sync's archives)."""
+    def finish(self, run: WriteRun, tally: Tally, failing: bool) -> None:
+        """After the last window, before the report: work on what no input row names (a sync's archives).
+        `failing`: the rows broke the failure policy, so the task is about to fail."""
 
     def publish(self, run: WriteRun, result: dict[str, Any]) -> None:
         """The run succeeded (within its failure policy): publish what the next run starts from."""
@@ -449,7 +471,8 @@ class HubSpotWriteOperator(BaseOperator):
     def _report(self, run: WriteRun, tally: Tally, checkpoint: Checkpoint | None) -> dict[str, Any]:
         context = run.context
         id_map_path = self.id_map_path if self.keeps_id_map else None
-        failures_path = self.failures_path or (self._default_report_path(context, "failures") if tally.failed else None)
+        failed = tally.failed or tally.other_failures
+        failures_path = self.failures_path or (self._default_report_path(context, "failures") if failed else None)
         if failures_path is not None:
             write_failure_report(failures_path, sorted(tally.failures, key=lambda row: row.input_row)
                                  + tally.other_failures)
@@ -510,22 +533,28 @@ class HubSpotWriteOperator(BaseOperator):
     def serialize(self, run: WriteRun, window: Window, extra_ignore: Sequence[str] = (),
                   key_column: str | None = None) -> tuple[list[tuple[int, dict[str, str]]], list[RecordOutcome]]:
         """Rows → properties: (input row, properties) of each row that serialized, and the refusals of the rest."""
-        frame = window.frame
-        serialized = serialize_frame(frame, run.schema, column_mapping=self.column_mapping,
-                                     clear_missing=self.clear_missing, date_format=self.date_format,
-                                     ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
-        refused = [local_failure(window.row(position),
-                                 row_key(frame[key_column].iloc[position]) if key_column in frame.columns else None,
-                                 INVALID_INPUT, message)
-                   for position, message in sorted(serialized.errors.items())]
+        serialized, refused = self.serialize_window(run, window, extra_ignore, key_column)
         sendable = [(window.row(position), properties) for position, properties in enumerate(serialized.rows)
                     if position not in serialized.errors]
         return sendable, refused
 
+    def serialize_window(self, run: WriteRun, window: Window, extra_ignore: Sequence[str] = (),
+                         key_column: str | None = None) -> tuple[SerializedFrame, list[RecordOutcome]]:
+        """The window serialized (by row and by column), and the refusals of the rows that did not."""
+        frame = window.frame
+        serialized = serialize_frame(frame, run.schema, column_mapping=self.column_mapping,
+                                     clear_missing=self.clear_missing, date_format=self.date_format,
+                                     ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
+        keys = frame[key_column].tolist() if key_column in frame.columns else None
+        refused = [local_failure(window.row(position), row_key(keys[position]) if keys is not None else None,
+                                 INVALID_INPUT, message)
+                   for position, message in sorted(serialized.errors.items())]
+        return serialized, refused
+
     def column_keys(self, frame: pd.DataFrame, column: str) -> list[str | None]:
         """Each row's key from one column (`row_key`: None when empty)."""
         self.require_columns(frame, column)
-        return [row_key(value) for value in frame[column].tolist()]
+        return column_keys(frame[column])
 
     def require_columns(self, frame: pd.DataFrame, *columns: str) -> None:
         missing = [column for column in columns if column not in frame.columns]

@@ -100,11 +100,14 @@ class Checkpoint:
     """The journal of one task instance's write under `path` (a folder or a URI).
 
     :param fingerprint: what makes it valid (the same input and settings): records with another are ignored.
+    :param task_fingerprint: what the task-level records (its window size, its finished summary) are valid
+        for, when that is less than the windows' (a SQL source: the same query, whatever it answers now).
     """
 
-    def __init__(self, path: str, fingerprint: str) -> None:
+    def __init__(self, path: str, fingerprint: str, task_fingerprint: str | None = None) -> None:
         self.path = path.rstrip("/")
         self.fingerprint = fingerprint
+        self.task_fingerprint = task_fingerprint or fingerprint
         self.attempt = uuid.uuid4().hex[:8]
         self._sequence = itertools.count()
         self._requests: dict[int, dict[str, set[str]]] | None = None
@@ -117,9 +120,19 @@ class Checkpoint:
     def request_name(self, window: int) -> str:
         return f"window-{window:06d}.{self.attempt}-{next(self._sequence):06d}"
 
+    def for_content(self, digest: str) -> Checkpoint:
+        """This checkpoint with its windows valid only for input whose content has this digest (a SQL
+        source's answer): a retry whose query answers otherwise starts its windows afresh, as one whose
+        input file changed does."""
+        combined = hashlib.sha256(f"{self.task_fingerprint}:{digest}".encode()).hexdigest()[:32]
+        return Checkpoint(self.path, combined, task_fingerprint=self.task_fingerprint)
+
+    def _fingerprint_of(self, name: str) -> str:
+        return self.task_fingerprint if name in (FINISHED, LAYOUT) else self.fingerprint
+
     def write(self, name: str, payload: dict) -> None:
         with published(self._file(name)) as handle:
-            handle.write(json.dumps({"fingerprint": self.fingerprint, **payload}, default=str).encode())
+            handle.write(json.dumps({"fingerprint": self._fingerprint_of(name), **payload}, default=str).encode())
 
     def _read(self, name: str) -> dict | None:
         try:
@@ -127,7 +140,7 @@ class Checkpoint:
                 saved = json.loads(handle.read())
         except (HubSpotInputError, FileNotFoundError, ValueError):
             return None
-        return saved if saved.get("fingerprint") == self.fingerprint else None
+        return saved if saved.get("fingerprint") == self._fingerprint_of(name) else None
 
     def _names(self) -> list[str]:
         folder = location(self.path)
@@ -158,7 +171,12 @@ class Checkpoint:
         saved = self._read(f"window-{number:06d}.done")
         if saved is None:
             return None
-        return WindowResult([RecordOutcome(**item) for item in saved["outcomes"]], saved["batches"], saved["requests"])
+        if "columns" in saved:
+            columns = saved["columns"]
+            outcomes = [RecordOutcome(*values) for values in zip(*(columns[name] for name in _OUTCOME_FIELDS))]
+        else:  # a checkpoint written before outcomes were saved column by column
+            outcomes = [RecordOutcome(**item) for item in saved["outcomes"]]
+        return WindowResult(outcomes, saved["batches"], saved["requests"])
 
     def window_rows(self, wanted: int) -> int:
         """The window size of this checkpoint: the first try's, kept for every retry (the records name
@@ -209,8 +227,10 @@ class Checkpoint:
 
     def save(self, number: int, result: WindowResult) -> None:
         """The window is finished: its outcomes in one record, its request records gone."""
+        # Column by column: a window of 50,000 outcomes is written (and read) in a fraction of the time.
+        columns = {name: [getattr(outcome, name) for outcome in result.outcomes] for name in _OUTCOME_FIELDS}
         self.write(f"window-{number:06d}.done", {"batches": result.batches, "requests": result.requests,
-                                                 "outcomes": [_as_dict(outcome) for outcome in result.outcomes]})
+                                                 "columns": columns})
         self._done.add(number)
         prefix = f"window-{number:06d}."
         for name in self._names():

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+import pandas as pd
+
 from airflow_provider_appointments.api.results import DUPLICATE_INPUT_KEY, INVALID_INPUT, RecordOutcome, settled_row
 from airflow_provider_appointments.errors import HubSpotInputError
 
@@ -36,9 +38,13 @@ class DuplicateKeys:
 
     def __init__(self, keys: Iterable[tuple[int, str | None]], policy: str = "reject",
                  described_as: str = "key") -> None:
+        pairs = list(keys)
+        # Only the keys that repeat are kept: found at once (a million distinct keys cost no dict of lists).
+        column = pd.Series([key for _, key in pairs], dtype=object)
+        repeated: set[str] = set(column[column.notna() & column.duplicated(keep=False)].tolist()) if pairs else set()
         rows: dict[str, list[int]] = {}
-        for row, key in keys:
-            if key is not None:
+        for row, key in pairs:
+            if key is not None and key in repeated:
                 rows.setdefault(key, []).append(row)
         self.policy = check_policy(policy)
         self.described_as = described_as

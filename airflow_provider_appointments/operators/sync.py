@@ -30,13 +30,13 @@ from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.sync_state import StateWriter, SyncState
 from airflow_provider_appointments.operators.tally import Tally
-from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
+from airflow_provider_appointments.operators.windows import Window, WindowInputs, column_keys, local_failure
 from airflow_provider_appointments.records.fingerprints import (
     changed_properties,
     decode_hashes,
     encode_hashes,
     property_hashes,
-    row_hash,
+    row_hashes,
 )
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import FailureRow, PlannedRow
@@ -196,16 +196,20 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
     def _prepare(self, run: WriteRun, window: Window) -> tuple[dict[int, _Row], list[RecordOutcome]]:
         """The window's rows that serialize, by input row, and the refusals of the rest."""
         mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
-        sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
-                                           key_column=self.id_column)
+        serialized, refused = self.serialize_window(run, window,
+                                                    extra_ignore=[] if mapped_to_id else [self.id_column],
+                                                    key_column=self.id_column)
+        hashes = row_hashes(serialized.columns, len(window.frame))
         rows: dict[int, _Row] = {}
-        keys = window.frame[self.id_column].tolist()
-        for row, properties in sendable:
-            key = row_key(keys[row - window.first_row])
+        keys = column_keys(window.frame[self.id_column])
+        for position, properties in enumerate(serialized.rows):
+            if position in serialized.errors:
+                continue
+            row, key = window.row(position), keys[position]
             if key is None:
                 refused.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {self.id_column} is empty"))
                 continue
-            rows[row] = _Row(key, properties, row_hash(properties))
+            rows[row] = _Row(key, properties, hashes[position])
         return rows, refused
 
     def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
@@ -214,45 +218,56 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         facts.rows.update(rows)
         inputs = WindowInputs(settled=refused)
         if facts.compare == "state":
-            self._against_state(run, rows, inputs)
+            self._against_state(run, rows, inputs, window)
         else:
-            self._against_hubspot(run, rows, inputs)
+            self._against_hubspot(run, rows, inputs, window)
         return inputs
 
-    def _against_state(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs) -> None:
+    def _against_state(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs, window: Window) -> None:
         facts: SyncFacts = run.facts
         assert facts.state is not None
         state = facts.state
         positions = state.positions(row.key for row in rows.values())
-        ids = state.frame["hubspot_id"].to_numpy()
-        hashes = state.frame["row_hash"].to_numpy()
-        for (number, row), position in zip(rows.items(), positions):
-            if position < 0:  # a key this sync never wrote
-                self._plan(run, number, row.key, "create" if self.mode != "update" else "update")
-                inputs.add(number, {"id": row.key, "properties": row.properties})
+        ids, hashes = state.values("hubspot_id", positions), state.values("row_hash", positions)
+        # The per-property hashes, read at once for the rows whose hash differs (few, on most nights).
+        differing = [position for position, old_hash, row in zip(positions, hashes, rows.values())
+                     if position >= 0 and old_hash != row.hash]
+        previous_hashes = dict(zip(differing, state.values("property_hashes", differing)))
+        unknown: dict[int, _Row] = {}
+        for (number, row), position, hubspot_id, old_hash in zip(rows.items(), positions, ids, hashes):
+            if position < 0:  # a key this sync never wrote: created (or, in mode update, HubSpot says)
+                if run.dry_run:  # the plan says what HubSpot would do with it
+                    unknown[number] = row
+                else:
+                    inputs.add(number, {"id": row.key, "properties": row.properties})
                 continue
-            if hashes[position] == row.hash:
-                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=ids[position], new=False,
+            if old_hash == row.hash:
+                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=hubspot_id, new=False,
                                                   unchanged=True))
                 self._plan(run, number, row.key, "unchanged")
                 continue
-            changed = changed_properties(row.properties, row.hashes,
-                                         decode_hashes(str(state.frame["property_hashes"].iat[position])))
+            previous = decode_hashes(previous_hashes[position])
+            changed = changed_properties(row.properties, row.hashes, previous)
             if not changed:  # only properties dropped from the source: a write would leave them anyway
-                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=ids[position], new=False,
+                inputs.settled.append(settled_row(number, row.key, True, hubspot_id=hubspot_id, new=False,
                                                   unchanged=True))
                 self._plan(run, number, row.key, "unchanged")
                 continue
             self._plan(run, number, row.key, "update", {name: {"to": value} for name, value in changed.items()})
             inputs.add(number, {"id": row.key, "properties": changed})
+        if unknown:
+            self._against_hubspot(run, unknown, inputs, window)
 
-    def _against_hubspot(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs) -> None:
+    def _against_hubspot(self, run: WriteRun, rows: dict[int, _Row], inputs: WindowInputs, window: Window) -> None:
         numbers = list(rows)
         items = [{"id": rows[number].key, "properties": rows[number].properties} for number in numbers]
-        compared = compare_with_hubspot(run, self.id_property, numbers, items)
+        compared = compare_with_hubspot(run, self.id_property, numbers, items, created_since=window.resumed_since)
         for position, number in enumerate(numbers):
             item, key = items[position], rows[number].key
-            if position in compared.unchanged:
+            if position in compared.failed:
+                inputs.settled.append(compared.failed[position])
+                self._plan(run, number, key, "refused", reason=compared.failed[position].message)
+            elif position in compared.unchanged:
                 inputs.settled.append(compared.unchanged[position])
                 self._plan(run, number, key, "unchanged")
             elif position in compared.changed:
@@ -276,16 +291,47 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         if self.mode == "update":
             return run.client.batch_update(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
                                            observer=window.observer(inputs.rows))
-        return run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+        sent = run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
                                        created_since=window.resumed_since, observer=window.observer(inputs.rows))
+        return self._complete_recreated(run, inputs, window, sent)
+
+    def _complete_recreated(self, run: WriteRun, inputs: WindowInputs, window: Window,
+                            sent: BatchResult) -> BatchResult:
+        """A row sent with only its changed properties whose record HubSpot no longer had (purged, or
+        deleted for good) was just created with only those: its whole row follows at once."""
+        facts: SyncFacts = run.facts
+        partial = [outcome.index for outcome in sent.outcomes if outcome.succeeded and outcome.new
+                   and inputs.rows[outcome.index] in facts.rows
+                   and len(inputs.items[outcome.index]["properties"]) < len(facts.rows[inputs.rows[outcome.index]]
+                                                                         .properties)]
+        if not partial:
+            return sent
+        self.log.warning("sync: %d records this sync wrote were gone from HubSpot and were created again; their "
+                         "whole rows are sent", len(partial))
+        items = [{"id": inputs.items[i]["id"], "properties": facts.rows[inputs.rows[i]].properties} for i in partial]
+        again = run.client.batch_upsert(items, id_property=self.id_property, batch_size=self.batch_size,
+                                        observer=window.observer([inputs.rows[i] for i in partial]))
+        by_index = {outcome.index: outcome for outcome in sent.outcomes}
+        for outcome in again.outcomes:
+            first = by_index[partial[outcome.index]]
+            by_index[first.index] = replace(outcome, index=first.index, new=True) if outcome.succeeded else \
+                replace(outcome, index=first.index)
+        return BatchResult(sent.operation, [by_index[i] for i in sorted(by_index)], sent.requests + again.requests,
+                           sent.batches + again.batches)
 
     def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         plans = run.facts.plans
         return [replace(plans.pop(row), input_row=position) for position, row in enumerate(inputs.rows)]
 
     def dry_run_settled(self, run: WriteRun, outcome: RecordOutcome) -> PlannedRow | None:
-        """A row settled without a request: its plan (``unchanged``, ``refused``) as `build_inputs` made it."""
-        return run.facts.plans.pop(outcome.input_row, None)
+        """A row settled without a request: its plan (``unchanged``, ``refused``) as `build_inputs` made it,
+        unless the duplicate-key policy settled it (then the shared plan: ``refused`` or ``superseded``)."""
+        plan = run.facts.plans.pop(outcome.input_row, None)
+        row = outcome.input_row if outcome.input_row is not None else -1
+        key = run.duplicates.key_of.get(row)
+        if key is not None and (run.duplicates.policy == "reject" or run.duplicates.superseded(row, key)):
+            return None
+        return plan
 
     def extra_plans(self, run: WriteRun) -> list[PlannedRow]:
         facts: SyncFacts = run.facts
@@ -296,9 +342,12 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
     def window_settled(self, run: WriteRun, first_row: int | None, frame: pd.DataFrame | None,
                        outcomes: list[RecordOutcome]) -> None:
         facts: SyncFacts = run.facts
-        if facts.writer is None:
+        if facts.writer is None:  # nothing to record (no state_path, or a dry run): only let the rows go
+            for outcome in outcomes:
+                facts.rows.pop(outcome.input_row if outcome.input_row is not None else -1, None)
             return
-        missing = [o.input_row for o in outcomes if o.input_row is not None and o.input_row not in facts.rows]
+        missing = [o.input_row for o in outcomes
+                   if o.succeeded and o.input_row is not None and o.input_row not in facts.rows]
         if missing and frame is not None and first_row is not None:  # a window an earlier try finished
             prepared, _ = self._prepare(run, Window(-1, first_row, frame))
             facts.rows.update(prepared)
@@ -326,10 +375,17 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
             columns["synced_at"].append(now)
         facts.writer.add_columns(columns)
 
-    def finish(self, run: WriteRun, tally: Tally) -> None:
-        """Mirror: archive the records this sync wrote whose key left the source (the guard passed in `start`)."""
+    def finish(self, run: WriteRun, tally: Tally, failing: bool) -> None:
+        """Mirror: archive the records this sync wrote whose key left the source (the guard passed in `start`).
+
+        Not when the rows broke the failure policy: that run keeps the previous state, which must still
+        list every record it owns (archived ones included) for the next run to see them."""
         facts: SyncFacts = run.facts
         if self.mode != "mirror" or facts.state is None or not len(facts.archive):
+            return
+        if failing:
+            self.log.warning("sync: the rows broke the failure policy, so the %d records to archive are left as "
+                             "they are (the state keeps them; the next run archives them)", len(facts.archive))
             return
         keys = [str(key) for key in facts.archive.index]
         ids = [str(value) for value in facts.archive["hubspot_id"]]
@@ -350,6 +406,8 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         tally.batches += result.batches
         tally.requests += result.requests
         tally.other_failures.extend(facts.archive_failures)
+        for failure in facts.archive_failures[:20]:
+            self.log.warning("%s", failure.message)
 
     def extra_summary(self, run: WriteRun) -> dict[str, Any]:
         facts: SyncFacts = run.facts
@@ -365,6 +423,10 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
             facts.writer.add_frame(facts.state.kept())
         facts.writer.commit()
         self.log.info("sync: state of %d keys published to %s", facts.writer.rows, self.state_path)
+        if facts.archive_failures:  # after the state, which keeps them: the next run tries them again
+            raise AirflowException(f"sync: {len(facts.archive_failures)} of {len(facts.archive)} archives failed "
+                                   f"(they stay in the state and the next run tries them again). Failure report: "
+                                   f"{result.get('failures_path')}")
     def abandon(self, run: WriteRun) -> None:
         """The run failed: the new state is dropped, the previous one stays."""
         if isinstance(run.facts, SyncFacts) and run.facts.writer is not None:

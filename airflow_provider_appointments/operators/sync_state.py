@@ -40,7 +40,7 @@ class StateEntry:
 
 class SyncState:
     """The previous run's state, indexed by key, with the marks this run makes on it (seen in the source,
-    rewritten, archived) as boolean arrays: a million keys cost tens of megabytes, not Python objects."""
+    rewritten, archived) as boolean arrays; its text columns stay in Arrow's buffers."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         frame = frame.drop_duplicates("key", keep="last")
@@ -66,7 +66,8 @@ class SyncState:
             reason = str(exc).splitlines()[0]
             raise HubSpotInputError(f"state_path {path} is not a sync state this provider wrote ({reason}). Move it "
                                     "away to start over (the first run then compares with HubSpot)") from None
-        return cls(table.to_pandas())
+        # Text stays in Arrow's buffers (not a Python object per value): a million keys cost far less.
+        return cls(table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -79,8 +80,15 @@ class SyncState:
         found = self.positions(keys)
         self.seen[found[found >= 0]] = True
 
-    def entry(self, position: int) -> Any:
-        return self.frame.iloc[position]
+    def values(self, column: str, positions: Any) -> list[Any]:
+        """A column's values at `positions` (None where the position is -1: not in the state)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        found = positions >= 0
+        taken = self.frame[column].array.take(positions[found]) if found.any() else []
+        values: list[Any] = [None] * len(positions)
+        for index, value in zip(np.flatnonzero(found), list(taken)):
+            values[index] = value
+        return values
 
     def unseen(self) -> pd.DataFrame:
         """The keys this sync wrote that the source no longer has (with their HubSpot ids)."""

@@ -44,16 +44,13 @@ class Tally:
 
     @property
     def failed(self) -> int:
-        return len(self.failures) + len(self.other_failures)
-
-    @property
-    def failed_records(self) -> int:
+        """Input rows that failed (what the failure policy counts)."""
         return len(self.failures)
 
 
 def summary(operation: str, tally: Tally, failures_path: str | None, id_map_path: str | None) -> dict[str, Any]:
-    if tally.succeeded + tally.failed_records != tally.records:  # every input row ends in exactly one place
-        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed_records} failed "
+    if tally.succeeded + tally.failed != tally.records:  # every input row ends in exactly one place
+        raise RuntimeError(f"{operation}: {tally.succeeded} succeeded + {tally.failed} failed "
                            f"!= {tally.records} records")
     return {
         "operation": operation,
@@ -84,5 +81,5 @@ def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio
             return None
         limit = f"max_failed_records {max_failed_records or 0}"
     top = ", ".join(f"{category} ×{count}" for category, count in Counter(
-        row.category or "UNKNOWN" for row in [*tally.failures, *tally.other_failures]).most_common(3))
+        row.category or "UNKNOWN" for row in tally.failures).most_common(3))
     return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"

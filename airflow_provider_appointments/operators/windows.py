@@ -35,6 +35,16 @@ def row_key(value: Any) -> str | None:
     return text or None
 
 
+def column_keys(series: pd.Series) -> list[str | None]:
+    """`row_key` of every cell of a column, at once for a text column (a key pass reads every row)."""
+    if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object and \
+            pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        return [row_key(value) for value in series.tolist()]
+    text = series.astype(object).where(series.notna(), None)
+    stripped = [value.strip() if value is not None else None for value in text.tolist()]
+    return [row_key(value) if value and value.endswith(".0") else (value or None) for value in stripped]
+
+
 @dataclass(frozen=True)
 class Window:
     """Consecutive input rows sent together and checkpointed as one.

@@ -73,24 +73,28 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
                                            key_column=self.id_column)
         inputs = WindowInputs(settled=refused)
+        keys = window.frame[self.id_column].tolist()
         for row, properties in sendable:
-            key = row_key(window.frame[self.id_column].iloc[row - window.first_row])
+            key = row_key(keys[row - window.first_row])
             if key is None:
                 inputs.settled.append(local_failure(row, None, INVALID_INPUT,
                                                     f"row {row}: {self.id_column} is empty"))
             else:
                 inputs.add(row, {"id": key, "properties": properties})
-        return self._only_changes(run, inputs) if self.skip_unchanged else inputs
+        return self._only_changes(run, inputs, window) if self.skip_unchanged else inputs
 
-    def _only_changes(self, run: WriteRun, inputs: WindowInputs) -> WindowInputs:
+    def _only_changes(self, run: WriteRun, inputs: WindowInputs, window: Window) -> WindowInputs:
         """`skip_unchanged`: unchanged rows settle without a write; changed rows keep only what changed."""
-        compared = compare_with_hubspot(run, self.id_property, inputs.rows, inputs.items)
-        kept = WindowInputs(settled=[*inputs.settled, *compared.unchanged.values()])
+        compared = compare_with_hubspot(run, self.id_property, inputs.rows, inputs.items,
+                                        created_since=window.resumed_since)
+        kept = WindowInputs(settled=[*inputs.settled, *compared.unchanged.values(), *compared.failed.values()])
         for position, (row, item) in enumerate(zip(inputs.rows, inputs.items)):
+            if position in compared.failed or position in compared.unchanged:
+                continue
             if position in compared.changed:
                 _, diff = compared.changed[position]
                 kept.add(row, {"id": item["id"], "properties": {name: change["to"] for name, change in diff.items()}})
-            elif position not in compared.unchanged:
+            else:
                 kept.add(row, item)
         return kept
 

@@ -1,8 +1,11 @@
 """Fingerprints of what a write sends, so a sync can tell unchanged rows without asking HubSpot.
 
-A row's hash covers all its properties (names and serialized values, 64-bit BLAKE2b): two rows with
-equal hashes send the same properties. Each property also has its own hash, so comparing those names
-the properties that changed (computed only for rows whose hash differs). Values are hashed as serialized for HubSpot
+A row's hash covers all its properties (the property names, and each serialized value or its
+absence): two rows with equal hashes send the same properties. Rows are hashed a window at a time
+with pandas' vectorised hashing (SipHash with pandas' fixed key, stable across processes; should a
+pandas release ever change it, every row looks changed once and is sent once). Each property also has
+its own hash (64-bit BLAKE2b of name and value), computed only for rows whose hash differs, so
+comparing those names the properties that changed. Values are hashed as serialized for HubSpot
 (epoch milliseconds, ``true``/``false``, exact decimals), so a date written ``03/12/2026`` one day and
 ``2026-12-03`` the next is the same value.
 """
@@ -11,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
 
 # A cleared property (clear_missing=True sends "") and an absent one differ; None never is a value sent.
 _CLEARED = "\x00cleared"
@@ -27,10 +33,22 @@ def property_hashes(properties: Mapping[str, str | None]) -> dict[str, str]:
             for name, value in properties.items()}
 
 
-def row_hash(properties: Mapping[str, str | None]) -> str:
-    """The hash of a whole row (the order of its properties does not matter)."""
-    return _digest("\x1e".join(f"{name}\x1f{_CLEARED if properties[name] is None else properties[name]}"
-                               for name in sorted(properties)))
+def row_hashes(columns: Mapping[str, Sequence[str | None]], count: int) -> list[str]:
+    """The hash of each of `count` rows given column by column (property → values, None: missing);
+    the order of the columns does not matter."""
+    if not columns:
+        return [_digest("")] * count
+    names = sorted(columns)
+    frame = pd.DataFrame({name: pd.Series(list(columns[name]), dtype=object) for name in names})
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    salt = np.uint64(int(_digest("\x1e".join(names)), 16))  # the names, so a renamed column is a change
+    return [f"{value:016x}" for value in (hashed ^ salt).tolist()]
+
+
+def row_hash(properties: Mapping[str, str | None], names: Sequence[str] | None = None) -> str:
+    """One row's hash, as `row_hashes` gives it; `names`: all the columns of its window (those the row
+    lacks are missing in it)."""
+    return row_hashes({name: [properties.get(name)] for name in (names or properties)}, 1)[0]
 
 
 def encode_hashes(hashes: Mapping[str, str]) -> str:

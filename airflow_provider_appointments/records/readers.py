@@ -5,7 +5,7 @@ yielded in chunks, never whole."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -62,9 +62,12 @@ def _is_object_storage_path(value: Any) -> bool:
     return isinstance(value, ObjectStoragePath)
 
 
-def frame_from_rows(names: list[str], rows: list[tuple]) -> pd.DataFrame:
+def frame_from_rows(names: list[str], rows: list[Any]) -> pd.DataFrame:
     """A database cursor's rows as a DataFrame, by the rules of a list of dicts."""
-    frame = _frame_from_dicts([dict(zip(names, row)) for row in rows])
+    if rows and isinstance(rows[0], Mapping):  # a driver's dict rows (e.g. a DictCursor)
+        frame = _frame_from_dicts([{name: row[name] for name in names} for row in rows])
+    else:
+        frame = _frame_from_dicts([dict(zip(names, row)) for row in rows])
     return frame.reindex(columns=names) if list(frame.columns) != names else frame
 
 

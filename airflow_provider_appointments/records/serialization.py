@@ -55,6 +55,8 @@ class SerializedFrame:
 
     rows: list[dict[str, str]]
     errors: dict[int, str] = field(default_factory=dict)
+    # The same values column by column (None: missing), for hashing rows at once (`records.fingerprints`).
+    columns: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def resolve_columns(
@@ -147,7 +149,8 @@ def serialize_frame(
         rows = [{name: value for name, value in zip(names, values) if value is not None} for values in zip(*columns)]
     else:
         rows = [{} for _ in range(count)]
-    return SerializedFrame(rows, {position: "; ".join(messages) for position, messages in errors.items()})
+    return SerializedFrame(rows, {position: "; ".join(messages) for position, messages in errors.items()},
+                           dict(zip(names, columns)))
 
 
 def _missing(series: pd.Series) -> np.ndarray:

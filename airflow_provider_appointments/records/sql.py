@@ -13,7 +13,10 @@ pass and every retry of the task reads that copy: a retry resumes on exactly the
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
+import decimal
 import hashlib
 import io
 import json
@@ -22,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -105,6 +109,11 @@ class SqlSource:
                 cursor.execute(self.sql, self.parameters) if self.parameters is not None else cursor.execute(self.sql)
             except Exception as exc:
                 raise HubSpotInputError(f"{self}: the query failed: {type(exc).__name__}: {exc}") from exc
+            try:  # a named (server-side) cursor describes its columns only once it has fetched
+                rows = cursor.fetchmany(chunk_rows)
+            except Exception as exc:
+                raise HubSpotInputError(f"{self}: the statement returns no rows to read (is it a SELECT?): "
+                                        f"{type(exc).__name__}: {exc}") from exc
             if cursor.description is None:
                 raise HubSpotInputError(f"{self}: the statement returns no rows (is it a SELECT?)")
             names = [str(column[0]) for column in cursor.description]
@@ -113,12 +122,10 @@ class SqlSource:
                 raise HubSpotInputError(f"{self}: the query returns the column(s) {', '.join(repeated)} more than "
                                         "once; give each an alias")
             start = 0
-            while True:
-                rows = cursor.fetchmany(chunk_rows)
-                if not rows:
-                    break
+            while rows:
                 yield start, frame_from_rows(names, rows)
                 start += len(rows)
+                rows = cursor.fetchmany(chunk_rows)
             with contextlib.suppress(Exception):
                 cursor.close()
         finally:
@@ -135,12 +142,18 @@ def _cursor(connection: Any) -> Any:
 
 @dataclass(frozen=True)
 class MaterializedSource:
-    """A copy of a `SqlSource`'s answer in a folder: its chunks, read back in order."""
+    """A copy of a `SqlSource`'s answer in a folder: its chunks, read back in order.
+
+    :param generation: names this copy's chunk files (a new copy never overwrites the one in use).
+    :param digest: of the copy's content: equal answers have equal digests.
+    """
 
     source: SqlSource
     folder: str
     chunks: int
     rows: int
+    generation: str = ""
+    digest: str = ""
 
     def __str__(self) -> str:
         return str(self.source)
@@ -148,7 +161,7 @@ class MaterializedSource:
     def iter_frames(self, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
         start = 0
         for number in range(self.chunks):
-            with open_path(_chunk_path(self.folder, number)) as handle:
+            with open_path(_chunk_path(self.folder, self.generation, number)) as handle:
                 table = pq.read_table(io.BytesIO(handle.read()))
             if columns:
                 present = [name for name in columns if name in table.column_names]
@@ -158,29 +171,60 @@ class MaterializedSource:
             start += len(frame)
 
 
-def _chunk_path(folder: str, number: int) -> str:
-    return f"{folder}/{CHUNK_PREFIX}{number:06d}.parquet"
+def _chunk_path(folder: str, generation: str, number: int) -> str:
+    return f"{folder}/{CHUNK_PREFIX}{generation}-{number:06d}.parquet"
 
 
-def materialize(source: SqlSource, folder: str, chunk_rows: int) -> MaterializedSource:
-    """Copy the query's answer into `folder`, or reuse the copy an earlier try of the task made."""
-    marker = f"{folder}/{COMPLETE}"
-    identity = source.identity()
-    with contextlib.suppress(HubSpotInputError, FileNotFoundError, ValueError):
-        with open_path(marker) as handle:
+def _saved_copy(source: SqlSource, folder: str) -> MaterializedSource | None:
+    with contextlib.suppress(HubSpotInputError, FileNotFoundError, ValueError, KeyError):
+        with open_path(f"{folder}/{COMPLETE}") as handle:
             saved = json.loads(handle.read())
-        if saved.get("identity") == identity:
-            return MaterializedSource(source, folder, int(saved["chunks"]), int(saved["rows"]))
+        if saved.get("identity") == source.identity():
+            return MaterializedSource(source, folder, int(saved["chunks"]), int(saved["rows"]),
+                                      str(saved["generation"]), str(saved["digest"]))
+    return None
+
+
+def materialize(source: SqlSource, folder: str, chunk_rows: int, *, reuse: bool = False) -> MaterializedSource:
+    """Copy the query's answer into `folder`.
+
+    :param reuse: keep the copy an earlier try made, without running the query (a try was killed
+        with requests in flight: its retry must see exactly those rows). Otherwise the query runs;
+        an answer equal to the earlier copy keeps that copy (and its digest, so the checkpoint's windows
+        stay valid), a different one replaces it.
+    """
+    previous = _saved_copy(source, folder)
+    if reuse and previous is not None:
+        return previous
+    generation = uuid.uuid4().hex[:8]
+    digest = hashlib.sha256()
     chunks = rows = 0
     for _, frame in source.iter_frames(chunk_rows):
-        with published(_chunk_path(folder, chunks)) as handle:
-            buffer = io.BytesIO()
-            pq.write_table(_to_arrow(frame), buffer)
-            handle.write(buffer.getvalue())
+        buffer = io.BytesIO()
+        pq.write_table(_to_arrow(frame), buffer)
+        content = buffer.getvalue()
+        digest.update(content)
+        with published(_chunk_path(folder, generation, chunks)) as handle:
+            handle.write(content)
         chunks, rows = chunks + 1, rows + len(frame)
-    with published(marker) as handle:  # last: chunks without a marker are an unfinished copy
-        handle.write(json.dumps({"identity": identity, "chunks": chunks, "rows": rows}).encode())
-    return MaterializedSource(source, folder, chunks, rows)
+    copy = MaterializedSource(source, folder, chunks, rows, generation, digest.hexdigest()[:32])
+    if previous is not None and previous.digest == copy.digest and previous.chunks == copy.chunks:
+        _remove_generation(folder, generation)  # the same answer: the copy in use stays
+        return previous
+    with published(f"{folder}/{COMPLETE}") as handle:  # last: chunks without a marker are an unfinished copy
+        handle.write(json.dumps({"identity": source.identity(), "chunks": chunks, "rows": rows,
+                                 "generation": generation, "digest": copy.digest}).encode())
+    if previous is not None:
+        _remove_generation(folder, previous.generation)
+    return copy
+
+
+def _remove_generation(folder: str, generation: str) -> None:
+    target = location(folder)
+    if target.exists():
+        for item in target.iterdir():
+            if item.name.startswith(f"{CHUNK_PREFIX}{generation}-"):
+                remove(f"{folder}/{item.name}")
 
 
 def clear_materialized(folder: str) -> None:
@@ -193,27 +237,89 @@ def clear_materialized(folder: str) -> None:
                 remove(f"{folder}/{item.name}")
 
 
+# A copied column whose values Arrow cannot hold as they are: each value as tagged JSON (`_tag`).
+TAGGED = b"hubspot_tagged"
+
+
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """A chunk as Arrow, each column with the type pandas gave it; a column Arrow cannot hold as is
-    (integers beyond 64 bits, mixed types) is kept as the text of each value, which serializes alike."""
-    columns = {}
+    """A chunk as Arrow, exactly: typed columns (integers, floats, booleans, datetimes) as they are, text
+    as text, and any other column of Python objects (decimals, integers beyond 64 bits, JSON documents,
+    arrays, mixed values) value by value as tagged JSON, so reading the copy gives back the same values
+    the query gave (`_from_arrow`) and they serialize, and hash, as they would have without a copy."""
+    fields, arrays = [], []
     for name in frame.columns:
         series = frame[name]
-        try:
-            columns[str(name)] = pa.array(series, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            columns[str(name)] = pa.array([None if _missing(value) else str(value) for value in series.tolist()],
-                                          type=pa.string())
-    return pa.table(columns)
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and value != value
+        kind = pd.api.types.infer_dtype(series, skipna=True) if series.dtype == object else None
+        if series.dtype != object or kind in ("string", "empty"):
+            try:
+                array = pa.array(series, from_pandas=True) if kind is None else \
+                    pa.array([value if isinstance(value, str) else None for value in series.tolist()], pa.string())
+                fields.append(pa.field(str(name), array.type))
+                arrays.append(array)
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                pass
+        arrays.append(pa.array([json.dumps(_tag(value)) for value in series.tolist()], pa.string()))
+        fields.append(pa.field(str(name), pa.string(), metadata={TAGGED: b"1"}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _from_arrow(table: pa.Table) -> pd.DataFrame:
     """Integers come back as nullable Int64 (not float64, where large ids would lose digits)."""
     integers = {pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32()}
-    return table.to_pandas(types_mapper=lambda kind: pd.Int64Dtype() if kind in integers else None)
+    tagged = [field.name for field in table.schema if field.metadata and field.metadata.get(TAGGED)]
+    plain = table.drop_columns(tagged) if tagged else table
+    frame = plain.to_pandas(types_mapper=lambda kind: pd.Int64Dtype() if kind in integers else None)
+    for name in tagged:
+        values = [_untag(json.loads(text)) for text in table.column(name).to_pylist()]
+        frame[name] = pd.Series(values, dtype=object, index=frame.index)
+    return frame[table.column_names]
+
+
+def _tag(value: Any) -> Any:
+    """A Python value a database driver gives, as JSON that `_untag` turns back into an equal value."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}
+    if isinstance(value, float):
+        return {"float": repr(value)}
+    if isinstance(value, decimal.Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, datetime.datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, datetime.time):
+        return {"time": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, uuid.UUID):
+        return {"uuid": str(value)}
+    if isinstance(value, (list, tuple)):
+        return {"list" if isinstance(value, list) else "tuple": [_tag(item) for item in value]}
+    if isinstance(value, dict):
+        return {"dict": [[_tag(key), _tag(item)] for key, item in value.items()]}
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        return _tag(value.item())
+    return {"text": str(value)}  # anything else serializes as its text in any case
+
+
+def _untag(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    (kind, body), = value.items()
+    readers: dict[str, Any] = {
+        "int": int, "float": float, "decimal": decimal.Decimal, "datetime": datetime.datetime.fromisoformat,
+        "date": datetime.date.fromisoformat, "time": datetime.time.fromisoformat, "uuid": uuid.UUID,
+        "text": str, "bytes": base64.b64decode,
+        "timedelta": lambda parts: datetime.timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2]),
+        "list": lambda items: [_untag(item) for item in items],
+        "tuple": lambda items: tuple(_untag(item) for item in items),
+        "dict": lambda pairs: {_untag(key): _untag(item) for key, item in pairs},
+    }
+    return readers[kind](body)

@@ -208,7 +208,7 @@ def _write_state(frame, path: Path, sim) -> None:
     """The state a sync writes for these rows, computed by the sync's own serialization and fingerprints."""
     from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
     from airflow_provider_appointments.operators.sync_state import StateEntry, StateWriter
-    from airflow_provider_appointments.records.fingerprints import encode_hashes, property_hashes, row_hash
+    from airflow_provider_appointments.records.fingerprints import encode_hashes, property_hashes, row_hashes
     from airflow_provider_appointments.records.serialization import serialize_frame
 
     os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = sim.airflow_connection_json()
@@ -218,9 +218,9 @@ def _write_state(frame, path: Path, sim) -> None:
         chunk = frame.iloc[start:start + 50_000]
         serialized = serialize_frame(chunk, schema, ignore_columns=[KEY])
         entries = []
-        for key, properties in zip(chunk[KEY], serialized.rows):
-            entries.append(StateEntry(key, str(start), row_hash(properties), encode_hashes(property_hashes(properties)),
-                                      0))
+        hashes = row_hashes(serialized.columns, len(chunk))
+        for key, properties, digest in zip(chunk[KEY], serialized.rows, hashes):
+            entries.append(StateEntry(key, str(start), digest, encode_hashes(property_hashes(properties)), 0))
         writer.add(entries)
     writer.commit()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from airflow_provider_appointments.errors import HubSpotInputError
 from tests.deployment.harness import Deployment, processes_matching, wait_for
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
@@ -324,6 +325,47 @@ def test_killed_create_is_retried_without_duplicates(deployment: Deployment) -> 
     assert not missing, f"{len(missing)} bookings missing, e.g. {missing[:5]}"
     created = api.xcom(LIFECYCLE, run_id, "create_bookings")
     assert (created["succeeded"], created["failed"]) == (len(keys), 0), created
+
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg2-dict-rows", "psycopg"])
+def test_a_sql_source_streams_from_postgres_with_each_driver(deployment: Deployment, monkeypatch, driver) -> None:
+    """A named (server-side) cursor describes its columns only after its first fetch (psycopg2), and a
+    driver may answer rows as dicts: both read as a plain cursor's rows do."""
+    from airflow_provider_appointments.records.sql import SqlSource
+
+    postgres = deployment.postgres
+    table = f"driver_rows_{driver.replace('-', '_')}"
+    postgres.execute(postgres.warehouse, f"CREATE TABLE {table} (k text, n bigint, d numeric)")
+    postgres.execute(postgres.warehouse, f"INSERT INTO {table} VALUES (%s, %s, %s)",
+                     [(f"R{i:04d}", 10**15 + i if i % 7 else None, "1.50") for i in range(2500)])
+
+    class Hook:
+        def get_conn(self):
+            if driver == "psycopg":
+                import psycopg
+
+                return psycopg.connect(host="127.0.0.1", port=postgres.port, user=postgres.user,
+                                       dbname=postgres.warehouse)
+            import psycopg2
+            import psycopg2.extras
+
+            factory = psycopg2.extras.RealDictCursor if driver.endswith("dict-rows") else None
+            return psycopg2.connect(host="127.0.0.1", port=postgres.port, user=postgres.user,
+                                    dbname=postgres.warehouse, cursor_factory=factory)
+
+    monkeypatch.setattr(SqlSource, "hook", lambda self: Hook())
+    frames = list(SqlSource(f"SELECT * FROM {table} ORDER BY k", "unused").iter_frames(1000))
+    assert [(start, len(frame)) for start, frame in frames] == [(0, 1000), (1000, 1000), (2000, 500)]
+    whole = pd.concat([frame for _, frame in frames], ignore_index=True)
+    assert list(whole.columns) == ["k", "n", "d"] and whole["k"].tolist() == [f"R{i:04d}" for i in range(2500)]
+    numbers = [None if pd.isna(value) else int(value) for value in whole["n"].tolist()]
+    assert numbers[:8] == [None, *(10**15 + i for i in range(1, 7)), None]  # NULL missing, every digit kept
+    assert str(whole["d"].iloc[0]) == "1.50"
+    # A server-side cursor takes only a query: a statement is refused by PostgreSQL, before it runs.
+    with pytest.raises(HubSpotInputError, match="the query failed: SyntaxError"):
+        list(SqlSource(f"UPDATE {table} SET d = 2", "unused").iter_frames(10))
+    assert postgres.execute(postgres.warehouse, f"SELECT count(*) FROM {table} WHERE d = 2") == [(0,)]
 
 
 REVERSE_SYNC = "hubspot_appointments_reverse_sync"

@@ -292,3 +292,121 @@ def test_lineage_of_a_sql_source_names_its_table_as_the_input(sim, db, tmp_path)
     lineage = operator.get_openlineage_facets_on_complete(None)
     assert [(d.namespace.split("://")[0], d.name.split(".")[-1]) for d in lineage.inputs] == [("sqlite", "bookings")]
     assert [d.name for d in lineage.outputs] == ["appointments"]
+
+
+# -- found in review -------------------------------------------------------------------------------
+def test_a_run_that_breaks_its_failure_policy_archives_nothing(sim, db, tmp_path):
+    """Archiving and then keeping the previous state would leave records archived that the state calls
+    unchanged when their keys come back."""
+    sync(tmp_path, mode="mirror")
+    db.execute(f"delete from bookings where {KEY} in ('K010', 'K011')")
+    db.execute("insert into bookings values ('K950', 'Bad', 'not a number')")
+    db.commit()
+    with pytest.raises(AirflowException, match="1 of 249 records failed"):
+        sync(tmp_path, mode="mirror")
+    assert not by_key(sim)["K010"].archived
+    db.executemany("insert into bookings values (?, ?, ?)", [("K010", "Booking 10", 40), ("K011", "Booking 11", 41)])
+    db.execute(f"delete from bookings where {KEY} = 'K950'")
+    db.commit()
+    again = sync(tmp_path, mode="mirror")
+    assert (again["archived"], again["failed"]) == (0, 0) and not by_key(sim)["K010"].archived
+
+
+def test_a_changed_row_whose_record_was_purged_is_created_again_whole(sim, db, tmp_path):
+    sync(tmp_path)
+    sim.store.purge(by_key(sim)["K007"])  # deleted for good in HubSpot (a GDPR delete)
+    db.execute(f"update bookings set hs_appointment_name = 'Renamed' where {KEY} = 'K007'")
+    db.commit()
+    result = sync(tmp_path)
+    assert (result["created"], result["updated"], result["failed"]) == (1, 0, 0)
+    record = by_key(sim)["K007"]
+    assert record.properties["hs_appointment_name"] == "Renamed" and record.properties["hs_duration"] == "37"
+
+
+def test_without_a_checkpoint_every_pass_reads_one_answer_of_the_query(sim, db, tmp_path):
+    """ORDER BY random() answers differently on every read: the duplicate-key pass and the windows must
+    see the same rows, or "last" would settle rows by the wrong numbers."""
+    db.executemany("insert into bookings values (?, ?, ?)", [(f"K{i:03d}", f"Again {i}", 45) for i in range(0, 250, 5)])
+    db.commit()
+    result = sync(tmp_path, sql="select * from bookings order by random()", checkpoint_path=None,
+                  on_duplicate_keys="last", window_rows=50)
+    assert (result["records"], result["failed"], result["created"]) == (300, 0, 250)
+    stored = {key: r.properties["hs_appointment_name"] for key, r in by_key(sim).items() if key.startswith("K")}
+    assert sorted(stored) == [f"K{i:03d}" for i in range(250)]  # each key once; which twin is last is random
+    assert all(stored[f"K{i:03d}"] in ({f"Booking {i}", f"Again {i}"} if i % 5 == 0 else {f"Booking {i}"})
+               for i in range(250))
+    state = pd.read_parquet(tmp_path / "state.parquet")
+    assert len(state) == 250 and state["key"].is_unique
+
+
+def test_a_failed_comparison_read_fails_its_rows_with_the_read_error_not_as_missing(sim, db, tmp_path, monkeypatch):
+    sync(tmp_path)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json(max_attempts=1))
+    sim.configure(faults=FaultConfig(rate=1.0, kinds=("503",), paths="batch/read"))
+    before = writes(sim)
+    with pytest.raises(AirflowException, match="250 of 250 records failed"):
+        sync(tmp_path, mode="update", compare="hubspot", failures_path=str(tmp_path / "f.parquet"))
+    sim.configure(faults=FaultConfig())
+    failures = pd.read_parquet(tmp_path / "f.parquet")
+    assert "OBJECT_NOT_FOUND" not in set(failures["category"]) and set(failures["status"]) == {503}
+    assert "to compare failed" in failures.loc[0, "message"] and writes(sim) == before
+    with pytest.raises(AirflowException, match="records failed"):
+        HubSpotAppointmentsUpsertOperator(task_id="u", records=[{KEY: "K001", "hs_appointment_name": "x"}],
+                                          id_property=KEY, skip_unchanged=True, checkpoint_path=None) \
+            .execute({"ti": _TI()}) if sim.configure(faults=FaultConfig(rate=1.0, kinds=("503",),
+                                                                        paths="batch/read")) else None
+    sim.configure(faults=FaultConfig())
+    assert writes(sim) == before  # skip_unchanged does not rewrite rows it could not compare
+
+
+def test_the_dry_run_plans_repeated_keys_as_the_real_run_settles_them(sim, db, tmp_path):
+    sync(tmp_path)
+    db.execute("insert into bookings values ('K004', 'Twin', 30)")
+    db.commit()
+    rejected = sync(tmp_path, dry_run=True, dry_run_path=str(tmp_path / "plan.parquet"))
+    plan = pd.read_parquet(tmp_path / "plan.parquet")
+    assert list(plan[plan["input_key"] == "K004"]["action"]) == ["refused", "refused"]
+    assert rejected["actions"] == {"unchanged": 249, "refused": 2}
+    last = sync(tmp_path, dry_run=True, dry_run_path=str(tmp_path / "plan2.parquet"), on_duplicate_keys="last")
+    plan = pd.read_parquet(tmp_path / "plan2.parquet")
+    assert list(plan[plan["input_key"] == "K004"]["action"]) == ["superseded", "update"]
+    assert last["actions"] == {"unchanged": 249, "superseded": 1, "update": 1}
+
+
+def test_the_dry_run_with_a_state_asks_hubspot_about_keys_the_state_does_not_know(sim, db, tmp_path):
+    sync(tmp_path)
+    HubSpotAppointmentsUpsertOperator(task_id="u", records=[{KEY: "OUTSIDE", "hs_appointment_name": "Made elsewhere"}],
+                                      id_property=KEY, checkpoint_path=None).execute({"ti": _TI()})
+    db.execute("insert into bookings values ('OUTSIDE', 'Made elsewhere', NULL)")
+    db.execute("insert into bookings values ('NOWHERE', 'New', NULL)")
+    db.commit()
+    result = sync(tmp_path, dry_run=True, dry_run_path=str(tmp_path / "plan.parquet"))
+    plan = pd.read_parquet(tmp_path / "plan.parquet").set_index("input_key")
+    assert plan.loc["OUTSIDE", "action"] == "unchanged" and plan.loc["NOWHERE", "action"] == "create"
+    updating = sync(tmp_path, mode="update", dry_run=True, dry_run_path=str(tmp_path / "plan2.parquet"))
+    assert pd.read_parquet(tmp_path / "plan2.parquet").set_index("input_key").loc["NOWHERE", "action"] == "refused"
+    assert result["actions"]["create"] == 1 and updating["actions"]["refused"] == 1
+
+
+def test_a_record_an_interrupted_try_created_counts_as_created_not_unchanged(sim, tmp_path):
+    """A retry compares the killed try's in-flight rows with HubSpot: equal records it created since the
+    window's resume moment count as created, as they would have in one uninterrupted try."""
+    import time as clock
+
+    from airflow_provider_appointments.api.timestamps import to_epoch_ms
+    from airflow_provider_appointments.operators.changes import compare_with_hubspot
+    from airflow_provider_appointments.operators.run import WriteRun
+
+    client = HubSpotAppointmentsHook().get_conn()
+    old = client.batch_upsert([{"id": "OLD", "properties": {"hs_appointment_name": "a"}}], id_property=KEY)
+    clock.sleep(0.01)
+    since = to_epoch_ms(pd.Timestamp.now(tz="UTC").to_pydatetime())
+    client.batch_upsert([{"id": "NEW", "properties": {"hs_appointment_name": "b"}}], id_property=KEY)
+    run = WriteRun(client, client.get_property_schema(), {})
+    items = [{"id": "OLD", "properties": {"hs_appointment_name": "a"}},
+             {"id": "NEW", "properties": {"hs_appointment_name": "b"}}]
+    compared = compare_with_hubspot(run, KEY, [0, 1], items, created_since=since)
+    assert old.succeeded == 1
+    assert (compared.unchanged[0].unchanged, compared.unchanged[0].new) == (True, False)
+    assert (compared.unchanged[1].unchanged, compared.unchanged[1].new) == (False, True)
+    assert run.reads == 1

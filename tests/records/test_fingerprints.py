@@ -13,7 +13,17 @@ from airflow_provider_appointments.records.fingerprints import (
     encode_hashes,
     property_hashes,
     row_hash,
+    row_hashes,
 )
+
+
+def test_rows_hashed_together_hash_as_each_alone_and_a_missing_value_differs_from_an_empty_one():
+    columns = {"b": ["2", None, ""], "a": ["1", "1", "1"]}
+    together = row_hashes(columns, 3)
+    assert together == [row_hash({"a": "1", "b": "2"}), row_hash({"a": "1"}, ["a", "b"]),
+                        row_hash({"a": "1", "b": ""})]
+    assert len(set(together)) == 3 and row_hashes({}, 2) == [row_hashes({}, 1)[0]] * 2
+    assert row_hashes({"a": ["1"]}, 1) != row_hashes({"c": ["1"]}, 1)  # the name counts
 
 
 def test_a_row_hash_ignores_property_order_and_tells_values_names_and_clearing_apart():
@@ -69,3 +79,38 @@ def test_a_file_that_is_not_a_state_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(HubSpotInputError, match="not a sync state.*Move it away"):
         SyncState.load(str(path))
     assert SyncState.load(str(tmp_path / "absent.parquet")) is None
+
+
+def test_the_copy_of_a_sql_answer_gives_back_exactly_the_values_the_driver_gave():
+    import datetime
+    import decimal
+    import uuid
+
+    from airflow_provider_appointments.records.readers import frame_from_rows
+    from airflow_provider_appointments.records.sql import _from_arrow, _to_arrow
+
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    rows = [("a", 1, 12345678901234567890, decimal.Decimal("1.5"), {"a": 1}, ["x", "y"],
+             datetime.datetime(2026, 1, 1, tzinfo=plus_two), None, 1.5, True, datetime.date(2026, 1, 2),
+             uuid.UUID(int=7), b"\x00\xff"),
+            ("b", None, None, decimal.Decimal("1.50"), {"b": "x"}, [], datetime.datetime(2026, 1, 1, tzinfo=None),
+             "s", float("nan"), False, None, None, None)]
+    names = ["k", "i", "big", "dec", "js", "arr", "dt", "s", "f", "b", "d", "u", "raw"]
+    direct = frame_from_rows(names, rows)
+    copied = _from_arrow(_to_arrow(direct))
+
+    def plain(series):
+        return [None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
+                for value in series.astype(object).tolist()]
+
+    assert list(copied.columns) == names
+    for name in names:
+        assert plain(copied[name]) == plain(direct[name]), name
+        assert [type(v) for v in plain(copied[name])] == [type(v) for v in plain(direct[name])], name
+
+
+def test_dict_rows_from_a_driver_keep_their_values():
+    from airflow_provider_appointments.records.readers import frame_from_rows
+
+    frame = frame_from_rows(["k", "n"], [{"k": "A", "n": 1}, {"n": 2, "k": "B"}])
+    assert frame.to_dict("list") == {"k": ["A", "B"], "n": [1, 2]}
