@@ -305,6 +305,7 @@ class HubSpotWriteOperator(BaseOperator):
         client = run.client
         run.facts = self.start(run)
         run.duplicates = self._duplicate_keys(run)
+        self.keys_read(run)
         if self.is_dry_run:
             return self._dry_run(run)
         if checkpoint:
@@ -402,8 +403,16 @@ class HubSpotWriteOperator(BaseOperator):
             iter_record_frames(source, chunk_rows=50_000, columns=columns)
         for first_row, frame in frames:
             first_row += self.row_offset
-            keys.extend(zip(range(first_row, first_row + len(frame)), self.row_keys(frame) or []))
+            chunk = self.row_keys(frame) or []
+            self.read_keys(run, chunk)
+            keys.extend(zip(range(first_row, first_row + len(frame)), chunk))
         return DuplicateKeys(keys, self.on_duplicate_keys, self.key_name)
+
+    def read_keys(self, run: WriteRun, keys: list[str | None]) -> None:
+        """The keys of the input's rows, a chunk at a time, as the duplicate-key pass reads them."""
+
+    def keys_read(self, run: WriteRun) -> None:
+        """After the duplicate-key pass (every key read), before anything is sent."""
 
     def _inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         """The window's inputs, less the rows the duplicate-key policy holds back."""

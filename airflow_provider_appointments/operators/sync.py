@@ -38,7 +38,6 @@ from airflow_provider_appointments.records.fingerprints import (
     property_hashes,
     row_hashes,
 )
-from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import FailureRow, PlannedRow
 
 MODES = ("upsert", "update", "mirror")
@@ -56,7 +55,7 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...], rendered: boo
         raise HubSpotInputError(f"{name} must be one of {choices}, got {value!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """A source row made ready: its key, the properties it sends, and its hash (its properties' hashes
     are computed only when needed: for a row that changed)."""
@@ -82,7 +81,8 @@ class SyncFacts:
     archive: pd.DataFrame
     refusal: str | None
     writer: StateWriter | None = None
-    rows: dict[int, _Row] = field(default_factory=dict)  # prepared rows not yet settled, by input row
+    # Prepared rows not yet settled, by input row; None: settled unchanged, its state entry carried over.
+    rows: dict[int, _Row | None] = field(default_factory=dict)
     plans: dict[int, PlannedRow] = field(default_factory=dict)  # dry run: by input row
     archived: int = 0
     archive_failures: list[FailureRow] = field(default_factory=list)
@@ -163,19 +163,24 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         if state is None:
             self.log.info("sync: no state%s, so rows are compared with HubSpot's records (a batch read per 100)",
                           f" at {self.state_path} yet" if self.state_path else " (state_path is not set)")
-        archive, refusal = pd.DataFrame(), None
-        if state is not None:
-            for _, frame in iter_record_frames(run.source, chunk_rows=50_000, columns=[self.id_column]):
-                state.mark_seen(self.row_keys(frame))
-            if self.mode == "mirror":
-                archive = state.unseen()
-                refusal = self._guard(len(archive), len(state))
-                if refusal and not run.dry_run:
-                    raise AirflowException(refusal)
-        facts = SyncFacts(state, compare, archive, refusal)
+        facts = SyncFacts(state, compare, pd.DataFrame(), None)
         if not run.dry_run and self.state_path:
             facts.writer = StateWriter(str(self.state_path))
         return facts
+
+    def read_keys(self, run: WriteRun, keys: list[str | None]) -> None:
+        if run.facts.state is not None:  # which keys the sync wrote are still in the source
+            run.facts.state.mark_seen(keys)
+
+    def keys_read(self, run: WriteRun) -> None:
+        """Mirror: the guard, once every key of the source is known and before anything is written."""
+        facts: SyncFacts = run.facts
+        if self.mode != "mirror" or facts.state is None:
+            return
+        facts.archive = facts.state.unseen()
+        facts.refusal = self._guard(len(facts.archive), len(facts.state))
+        if facts.refusal and not run.dry_run:
+            raise AirflowException(facts.refusal)
 
     def _guard(self, archiving: int, owned: int) -> str | None:
         """Why archiving `archiving` of the `owned` records is refused, or None when it may go ahead."""
@@ -245,6 +250,8 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
                 inputs.settled.append(settled_row(number, row.key, True, hubspot_id=hubspot_id, new=False,
                                                   unchanged=True))
                 self._plan(run, number, row.key, "unchanged")
+                if not run.duplicates.key_of.get(number):  # a repeated key settles by its policy instead
+                    facts.rows[number] = None
                 continue
             previous = decode_hashes(previous_hashes[position])
             changed = changed_properties(row.properties, row.hashes, previous)
@@ -300,15 +307,18 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         """A row sent with only its changed properties whose record HubSpot no longer had (purged, or
         deleted for good) was just created with only those: its whole row follows at once."""
         facts: SyncFacts = run.facts
-        partial = [outcome.index for outcome in sent.outcomes if outcome.succeeded and outcome.new
-                   and inputs.rows[outcome.index] in facts.rows
-                   and len(inputs.items[outcome.index]["properties"]) < len(facts.rows[inputs.rows[outcome.index]]
-                                                                         .properties)]
-        if not partial:
+        whole: dict[int, dict[str, str]] = {}
+        for outcome in sent.outcomes:
+            row = facts.rows.get(inputs.rows[outcome.index])
+            if outcome.succeeded and outcome.new and row is not None and \
+                    len(inputs.items[outcome.index]["properties"]) < len(row.properties):
+                whole[outcome.index] = row.properties
+        if not whole:
             return sent
+        partial = sorted(whole)
         self.log.warning("sync: %d records this sync wrote were gone from HubSpot and were created again; their "
                          "whole rows are sent", len(partial))
-        items = [{"id": inputs.items[i]["id"], "properties": facts.rows[inputs.rows[i]].properties} for i in partial]
+        items = [{"id": inputs.items[i]["id"], "properties": whole[i]} for i in partial]
         again = run.client.batch_upsert(items, id_property=self.id_property, batch_size=self.batch_size,
                                         observer=window.observer([inputs.rows[i] for i in partial]))
         by_index = {outcome.index: outcome for outcome in sent.outcomes}
@@ -353,17 +363,18 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
             facts.rows.update(prepared)
         state, now = facts.state, int(time.time() * 1000)
         ready = []
-        for outcome in sorted(outcomes, key=lambda o: o.input_row if o.input_row is not None else -1):
+        for outcome in outcomes:
             number = outcome.input_row
             row = facts.rows.pop(number, None) if number is not None else None
             if number is None or row is None or not outcome.succeeded or run.duplicates.superseded(number, row.key):
-                continue  # a failed row keeps its previous entry, so the next run sends it again
-            ready.append((outcome, row))
-        positions = state.positions(row.key for _, row in ready) if state is not None else [-1] * len(ready)
+                continue  # unchanged and carried over, or failed: a failed row keeps its previous entry
+            ready.append((number, outcome, row))
+        ready.sort(key=lambda item: item[0])
+        positions = state.positions(row.key for _, _, row in ready) if state is not None else [-1] * len(ready)
         old_hashes = state.frame["row_hash"].to_numpy() if state is not None else None
         columns: dict[str, list] = {"key": [], "hubspot_id": [], "row_hash": [], "property_hashes": [],
                                     "synced_at": []}
-        for (outcome, row), position in zip(ready, positions):
+        for (_, outcome, row), position in zip(ready, positions):
             if state is not None and old_hashes is not None and position >= 0:
                 if outcome.unchanged and old_hashes[position] == row.hash:
                     continue  # its entry is carried over as it is (`SyncState.kept`)
