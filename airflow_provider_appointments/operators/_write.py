@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.definitions._internal.types import NOTSET, ArgNotSet
@@ -85,6 +86,18 @@ if TYPE_CHECKING:
 # times over (so checkpoint writes are rare), small enough that a retry redoes little.
 CHUNKS_PER_CONNECTION = 4
 REPORTS_ASSET_ALIAS = "hubspot_appointments_reports"
+
+
+_NO_KEY = np.uint64(0)
+
+
+def _key_hashes(keys: list[str | None]) -> np.ndarray:
+    """64-bit hashes of keys (0 for a row without one; a key hashing to 0 is merely never a duplicate)."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64)
+    present = np.array([key is not None for key in keys])
+    hashed = pd.util.hash_array(np.array([key or "" for key in keys], dtype=object)).astype(np.uint64)
+    return np.where(present, hashed, _NO_KEY)
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -393,20 +406,35 @@ class HubSpotWriteOperator(BaseOperator):
 
     def _duplicate_keys(self, run: WriteRun) -> DuplicateKeys:
         """The keys that repeat, found before anything is sent (a later row decides an earlier one's fate).
-        Rows in memory are keyed as they are; a file is read once more, but only its key columns."""
+        Rows in memory are keyed as they are; a file is read once more, but only its key columns. Only
+        64-bit hashes of the keys are kept (8 bytes a row); the rows of a hash that repeats are then
+        found by a second read, and only if there is one."""
         columns = self.key_columns()
         if not columns:  # rows without a key are never duplicates
             return DuplicateKeys(())
-        keys: list[tuple[int, str | None]] = []
-        source = run.source
-        frames = [(0, source)] if isinstance(source, pd.DataFrame) else \
-            iter_record_frames(source, chunk_rows=50_000, columns=columns)
-        for first_row, frame in frames:
-            first_row += self.row_offset
+        hashes = []
+        for _, frame in self._key_frames(run, columns):
             chunk = self.row_keys(frame) or []
             self.read_keys(run, chunk)
-            keys.extend(zip(range(first_row, first_row + len(frame)), chunk))
-        return DuplicateKeys(keys, self.on_duplicate_keys, self.key_name)
+            hashes.append(_key_hashes(chunk))
+        every = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+        values, counts = np.unique(every[every != _NO_KEY], return_counts=True)
+        repeated = values[counts > 1]
+        if not len(repeated):
+            return DuplicateKeys(())
+        pairs: list[tuple[int, str | None]] = []
+        for first_row, frame in self._key_frames(run, columns):
+            chunk = self.row_keys(frame) or []
+            first_row += self.row_offset
+            for position in np.flatnonzero(np.isin(_key_hashes(chunk), repeated)).tolist():
+                pairs.append((first_row + position, chunk[position]))
+        return DuplicateKeys(pairs, self.on_duplicate_keys, self.key_name)
+
+    def _key_frames(self, run: WriteRun, columns: list[str]) -> Iterator[tuple[int, pd.DataFrame]]:
+        source = run.source
+        if isinstance(source, pd.DataFrame):
+            return iter([(0, source)])
+        return iter_record_frames(source, chunk_rows=50_000, columns=columns)
 
     def read_keys(self, run: WriteRun, keys: list[str | None]) -> None:
         """The keys of the input's rows, a chunk at a time, as the duplicate-key pass reads them."""

@@ -371,12 +371,12 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
             ready.append((number, outcome, row))
         ready.sort(key=lambda item: item[0])
         positions = state.positions(row.key for _, _, row in ready) if state is not None else [-1] * len(ready)
-        old_hashes = state.frame["row_hash"].to_numpy() if state is not None else None
+        old_hashes = state.values("row_hash", positions) if state is not None else [None] * len(ready)
         columns: dict[str, list] = {"key": [], "hubspot_id": [], "row_hash": [], "property_hashes": [],
                                     "synced_at": []}
-        for (_, outcome, row), position in zip(ready, positions):
-            if state is not None and old_hashes is not None and position >= 0:
-                if outcome.unchanged and old_hashes[position] == row.hash:
+        for (_, outcome, row), position, old_hash in zip(ready, positions, old_hashes):
+            if state is not None and position >= 0:
+                if outcome.unchanged and old_hash == row.hash:
                     continue  # its entry is carried over as it is (`SyncState.kept`)
                 state.rewritten[position] = True
             columns["key"].append(row.key)
@@ -431,7 +431,8 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         if facts.writer is None:
             return
         if facts.state is not None:
-            facts.writer.add_frame(facts.state.kept())
+            for table in facts.state.iter_kept():
+                facts.writer.add_table(table)
         facts.writer.commit()
         self.log.info("sync: state of %d keys published to %s", facts.writer.rows, self.state_path)
         if facts.archive_failures:  # after the state, which keeps them: the next run tries them again

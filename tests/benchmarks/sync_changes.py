@@ -218,7 +218,7 @@ def _write_state(frame, path: Path, sim) -> None:
     writer = StateWriter(str(path))
     for start in range(0, len(frame), 50_000):
         chunk = frame.iloc[start:start + 50_000]
-        serialized = serialize_frame(chunk, schema, ignore_columns=[KEY])
+        serialized = serialize_frame(chunk, schema)  # the key too, as the sync sends it
         entries = []
         hashes = row_hashes(serialized.columns, len(chunk))
         for key, properties, digest in zip(chunk[KEY], serialized.rows, hashes):

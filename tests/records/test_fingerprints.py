@@ -53,9 +53,9 @@ def test_the_state_is_published_whole_and_read_back_with_the_last_entry_of_a_key
     writer.commit()
     state = SyncState.load(path)
     assert state is not None and len(state) == 2
-    assert state.frame.loc["K1", "row_hash"] == "h1b"
+    assert state.values("row_hash", state.positions(["K1"])) == ["h1b"]
     found = state.positions(["K2", "nope", None])
-    assert state.index[found[0]] == "K2" and list(found[1:]) == [-1, -1]
+    assert state.values("key", found) == ["K2", None, None]
     state.mark_seen(["K2"])
     assert list(state.unseen().index) == ["K1"]
 
@@ -114,3 +114,16 @@ def test_dict_rows_from_a_driver_keep_their_values():
 
     frame = frame_from_rows(["k", "n"], [{"k": "A", "n": 1}, {"n": 2, "k": "B"}])
     assert frame.to_dict("list") == {"k": ["A", "B"], "n": [1, 2]}
+
+
+def test_state_lookups_find_every_key_by_hash_even_among_many():
+    import pyarrow as pa
+
+    keys = [f"K{i:06d}" for i in range(20_000)]
+    table = pa.table({"key": keys, "hubspot_id": [str(i) for i in range(20_000)], "row_hash": ["h"] * 20_000,
+                      "property_hashes": ["{}"] * 20_000, "synced_at": [0] * 20_000})
+    state = SyncState(table)
+    wanted = ["K019999", "nope", "K000000", None, "K010000"]
+    assert state.values("hubspot_id", state.positions(wanted)) == ["19999", None, "0", None, "10000"]
+    state.mark_seen(keys[:19_998])
+    assert list(state.unseen().index) == ["K019998", "K019999"]
