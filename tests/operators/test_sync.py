@@ -410,3 +410,30 @@ def test_a_record_an_interrupted_try_created_counts_as_created_not_unchanged(sim
     assert (compared.unchanged[0].unchanged, compared.unchanged[0].new) == (True, False)
     assert (compared.unchanged[1].unchanged, compared.unchanged[1].new) == (False, True)
     assert run.reads == 1
+
+
+def test_every_write_operator_takes_a_sql_source(sim, db, tmp_path):
+    from airflow_provider_appointments.operators.appointments import (
+        HubSpotAppointmentsArchiveOperator,
+        HubSpotAppointmentsAssociateOperator,
+        HubSpotAppointmentsBatchCreateOperator,
+    )
+
+    source = {"sql_conn_id": "warehouse", "checkpoint_path": None}
+    created = HubSpotAppointmentsBatchCreateOperator(
+        task_id="c", sql="select * from bookings where external_appointment_id < 'K005' order by 1",
+        dedupe_property=KEY, id_map_path=str(tmp_path / "ids.parquet"), **source).execute({"ti": _TI()})
+    assert (created["created"], created["failed"]) == (5, 0)
+    ids = {key: r.id for key, r in by_key(sim).items()}
+    db.execute("create table links (appointment_id text, to_object_id text)")
+    contact = next(iter(sim.store.iter_ids("contacts")))
+    db.executemany("insert into links values (?, ?)", [(str(ids[f"K00{i}"]), str(contact)) for i in range(3)])
+    db.execute("create table gone (id text)")
+    db.executemany("insert into gone values (?)", [(str(ids["K003"]),), (str(ids["K004"]),)])
+    db.commit()
+    linked = HubSpotAppointmentsAssociateOperator(task_id="a", sql="select * from links", to_object_type="contacts",
+                                                  **source).execute({"ti": _TI()})
+    archived = HubSpotAppointmentsArchiveOperator(task_id="x", sql="select id from gone", **source).execute(
+        {"ti": _TI()})
+    assert (linked["succeeded"], archived["succeeded"]) == (3, 2)
+    assert {key for key, r in by_key(sim).items() if r.archived} == {"K003", "K004"}
