@@ -1,19 +1,6 @@
 """What the write operators share: windows of input rows → client batch calls → one outcome per row,
 the duplicate-key policy, the failure report, the id map, checkpoints for resuming, the XCom summary
-and the failure policy.
-
-A write operator is configuration plus the steps of its operation; each step is given the run
-(`WriteRun`: the client, the property schema, the context, what `start` learned), and nothing of a run
-is kept on the operator. Three steps are required:
-
-- ``build_inputs(run, window)``: the client inputs of a window's rows, and the rows refused locally;
-- ``send_inputs(run, inputs, window)``: one outcome per input, at its position in ``inputs.items``;
-- ``plan_inputs(run, inputs, window)``: the dry run of those inputs, found by reads only.
-
-Three are optional: ``start(run)`` (checks before anything is sent; what it returns is
-``run.facts``), ``row_keys(frame)`` with ``key_columns()`` (the key each row writes under, and the
-input columns it comes from; rows sharing one are duplicates) and ``settings()`` (what changes what
-is sent: a checkpoint is reused only when its settings match). Everything else runs here.
+and the failure policy. The steps an operator declares are in `steps`; everything else runs here.
 """
 
 from __future__ import annotations
@@ -27,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.definitions._internal.types import NOTSET, ArgNotSet
@@ -37,14 +23,10 @@ from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import (
     BATCH_LIMIT,
-    INVALID_INPUT,
     BatchResult,
-    RecordOutcome,
     at_input_rows,
-    is_transient,
 )
 from airflow_provider_appointments.api.timestamps import to_epoch_ms
-from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.checkpoint import (
     Checkpoint,
@@ -54,17 +36,15 @@ from airflow_provider_appointments.operators.checkpoint import (
     fingerprint,
     warn_if_not_shared,
 )
-from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy
+from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy, find_duplicates
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
 from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.steps import WriteSteps, check_batch_size, check_ratio, check_source
 from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
 from airflow_provider_appointments.operators.windows import (
     Window,
     WindowInputs,
-    column_keys,
-    local_failure,
-    row_key,
     row_of,
 )
 from airflow_provider_appointments.records.compare import changes
@@ -76,7 +56,6 @@ from airflow_provider_appointments.records.reports import (
     write_id_map,
     write_plan,
 )
-from airflow_provider_appointments.records.serialization import SerializedFrame, serialize_frame
 from airflow_provider_appointments.records.sql import SqlSource, materialize
 
 if TYPE_CHECKING:
@@ -86,24 +65,6 @@ if TYPE_CHECKING:
 # times over (so checkpoint writes are rare), small enough that a retry redoes little.
 CHUNKS_PER_CONNECTION = 4
 REPORTS_ASSET_ALIAS = "hubspot_appointments_reports"
-
-
-_NO_KEY = np.uint64(0)
-
-
-def _key_hashes(keys: list[str | None]) -> np.ndarray:
-    """64-bit hashes of keys (0 for a row without one; a key hashing to 0 is merely never a duplicate)."""
-    if not keys:
-        return np.empty(0, dtype=np.uint64)
-    present = np.array([key is not None for key in keys])
-    hashed = pd.util.hash_array(np.array([key or "" for key in keys], dtype=object)).astype(np.uint64)
-    return np.where(present, hashed, _NO_KEY)
-
-
-def check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= BATCH_LIMIT:
-        raise HubSpotInputError(f"batch_size must be between 1 and {BATCH_LIMIT} (HubSpot's limit), got {batch_size!r}")
-    return batch_size
 
 
 def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
@@ -129,7 +90,7 @@ def is_data(records: Any) -> bool:
     return isinstance(records, (list, tuple, pd.DataFrame))
 
 
-class HubSpotWriteOperator(BaseOperator):
+class HubSpotWriteOperator(WriteSteps, BaseOperator):
     """The shared run of the write operators; subclasses implement `build_inputs` and `send_inputs`.
 
     ``records`` is templated only when it is a reference (a path, a URI, an XCom argument): inline rows
@@ -195,11 +156,7 @@ class HubSpotWriteOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (records is None) == (sql is None):
-            raise HubSpotInputError(f"{kwargs.get('task_id')}: give either records or sql (with sql_conn_id), "
-                                    "not both nor neither")
-        if sql is not None and not sql_conn_id:
-            raise HubSpotInputError(f"{kwargs.get('task_id')}: sql needs sql_conn_id (a common-sql connection)")
+        check_source(kwargs.get("task_id"), records, sql, sql_conn_id)
         self.sql = sql
         self.sql_conn_id = sql_conn_id
         self.sql_parameters = sql_parameters
@@ -214,10 +171,8 @@ class HubSpotWriteOperator(BaseOperator):
         self.failures_path = failures_path
         self.id_map_path = id_map_path
         self.checkpoint_path = checkpoint_path
-        if max_failed_ratio is not None and not 0 <= float(max_failed_ratio) <= 1:
-            raise HubSpotInputError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
         self.max_failed_records = max_failed_records
-        self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
+        self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.on_duplicate_keys = check_policy(on_duplicate_keys)
         self.window_rows = window_rows
         self.row_offset = int(row_offset)
@@ -239,36 +194,6 @@ class HubSpotWriteOperator(BaseOperator):
         if self.sql is not None:
             return SqlSource(str(self.sql).strip().rstrip(";"), str(self.sql_conn_id), self.sql_parameters)
         return self.inline_records if self.inline_records is not None else self.records
-
-    # -- the steps an operator declares (see the module's docstring) ---------------------------
-    def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
-        """The client inputs of a window's rows, and the rows refused (or settled) without a request."""
-        raise NotImplementedError
-
-    def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
-        """Send the inputs; one outcome per item, at its position in ``inputs.items`` (`RecordOutcome.index`)."""
-        raise NotImplementedError
-
-    def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
-        """Dry run: what sending the inputs would do, one row per item (`input_row` = position in items),
-        found by reads only."""
-        raise NotImplementedError
-
-    def start(self, run: WriteRun) -> Any:
-        """Checks before anything is sent; what it returns is the run's `facts`."""
-        return None
-
-    key_name = "key"
-
-    def key_columns(self) -> list[str]:
-        """The input columns `row_keys` reads (none: rows have no key). The duplicate-key pass reads only
-        these where the input allows it (a Parquet or CSV file; rows in memory are not copied)."""
-        return []
-
-    def row_keys(self, frame: pd.DataFrame) -> list[str | None] | None:
-        """The key each row of `frame` writes under (rows sharing one are duplicates), or None when
-        rows have no key (a create without a unique property)."""
-        return None
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes what a window sends: a checkpoint is reused only when it matches."""
@@ -355,37 +280,6 @@ class HubSpotWriteOperator(BaseOperator):
         self.finish(run, tally, failing=breach is not None)
         return self._report(run, tally, checkpoint)
 
-    def window_settled(self, run: WriteRun, first_row: int | None, frame: pd.DataFrame | None,
-                       outcomes: list[RecordOutcome]) -> None:
-        """Called with the outcomes of rows as they are settled (a window's, or at the end, with no
-        frame, those the duplicate-key policy held until the last row of their key)."""
-
-    def finish(self, run: WriteRun, tally: Tally, failing: bool) -> None:
-        """After the last window, before the report: work on what no input row names (a sync's archives).
-        `failing`: the rows broke the failure policy, so the task is about to fail."""
-
-    def publish(self, run: WriteRun, result: dict[str, Any]) -> None:
-        """The run succeeded (within its failure policy): publish what the next run starts from."""
-
-    def abandon(self, run: WriteRun) -> None:
-        """The run failed or was stopped: drop what `publish` would have published."""
-
-    def extra_summary(self, run: WriteRun) -> dict[str, Any]:
-        """Fields of this operation's XCom summary beyond the shared ones."""
-        return {}
-
-    def dry_run_settled(self, run: WriteRun, outcome: RecordOutcome) -> PlannedRow | None:
-        """A dry run's plan of a row settled without a request (None: the shared one)."""
-        return None
-
-    def extra_plans(self, run: WriteRun) -> list[PlannedRow]:
-        """A dry run's plans of work no input row names (a sync's archives)."""
-        return []
-
-    def resendable(self, outcome: RecordOutcome) -> bool:
-        """A recorded failure a retry sends again rather than replays (see `is_transient`)."""
-        return is_transient(outcome)
-
     def _checkpoint(self, run: WriteRun) -> Checkpoint | None:
         """This task instance's checkpoint: the given path, the default one, or none (``checkpoint_path=None``)."""
         path = self.checkpoint_path
@@ -406,41 +300,22 @@ class HubSpotWriteOperator(BaseOperator):
 
     def _duplicate_keys(self, run: WriteRun) -> DuplicateKeys:
         """The keys that repeat, found before anything is sent (a later row decides an earlier one's fate).
-        Rows in memory are keyed as they are; a file is read once more, but only its key columns. Only
-        64-bit hashes of the keys are kept (8 bytes a row); the rows of a hash that repeats are then
-        found by a second read, and only if there is one."""
+        Rows in memory are keyed as they are; a file is read once more, but only its key columns."""
         columns = self.key_columns()
         if not columns:  # rows without a key are never duplicates
             return DuplicateKeys(())
-        hashes = []
-        for _, frame in self._key_frames(run, columns):
-            chunk = self.row_keys(frame) or []
-            self.read_keys(run, chunk)
-            hashes.append(_key_hashes(chunk))
-        every = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
-        values, counts = np.unique(every[every != _NO_KEY], return_counts=True)
-        repeated = values[counts > 1]
-        if not len(repeated):
-            return DuplicateKeys(())
-        pairs: list[tuple[int, str | None]] = []
-        for first_row, frame in self._key_frames(run, columns):
-            chunk = self.row_keys(frame) or []
-            first_row += self.row_offset
-            for position in np.flatnonzero(np.isin(_key_hashes(chunk), repeated)).tolist():
-                pairs.append((first_row + position, chunk[position]))
-        return DuplicateKeys(pairs, self.on_duplicate_keys, self.key_name)
+
+        def keyed() -> Iterator[tuple[int, list[str | None]]]:
+            for first_row, frame in self._key_frames(run, columns):
+                yield first_row + self.row_offset, self.row_keys(frame) or []
+
+        return find_duplicates(keyed, lambda keys: self.read_keys(run, keys), self.on_duplicate_keys, self.key_name)
 
     def _key_frames(self, run: WriteRun, columns: list[str]) -> Iterator[tuple[int, pd.DataFrame]]:
         source = run.source
         if isinstance(source, pd.DataFrame):
             return iter([(0, source)])
         return iter_record_frames(source, chunk_rows=50_000, columns=columns)
-
-    def read_keys(self, run: WriteRun, keys: list[str | None]) -> None:
-        """The keys of the input's rows, a chunk at a time, as the duplicate-key pass reads them."""
-
-    def keys_read(self, run: WriteRun) -> None:
-        """After the duplicate-key pass (every key read), before anything is sent."""
 
     def _inputs(self, run: WriteRun, window: Window) -> WindowInputs:
         """The window's inputs, less the rows the duplicate-key policy holds back."""
@@ -566,35 +441,4 @@ class HubSpotWriteOperator(BaseOperator):
         name = f"{ti.task_id}{suffix}.{kind}.parquet"
         return str(Path(home).expanduser() / "hubspot_reports" / ti.dag_id / run / name)
 
-    # -- helpers for subclasses ----------------------------------------------------------------
-    def serialize(self, run: WriteRun, window: Window, extra_ignore: Sequence[str] = (),
-                  key_column: str | None = None) -> tuple[list[tuple[int, dict[str, str]]], list[RecordOutcome]]:
-        """Rows → properties: (input row, properties) of each row that serialized, and the refusals of the rest."""
-        serialized, refused = self.serialize_window(run, window, extra_ignore, key_column)
-        sendable = [(window.row(position), properties) for position, properties in enumerate(serialized.rows)
-                    if position not in serialized.errors]
-        return sendable, refused
 
-    def serialize_window(self, run: WriteRun, window: Window, extra_ignore: Sequence[str] = (),
-                         key_column: str | None = None) -> tuple[SerializedFrame, list[RecordOutcome]]:
-        """The window serialized (by row and by column), and the refusals of the rows that did not."""
-        frame = window.frame
-        serialized = serialize_frame(frame, run.schema, column_mapping=self.column_mapping,
-                                     clear_missing=self.clear_missing, date_format=self.date_format,
-                                     ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
-        keys = frame[key_column].tolist() if key_column in frame.columns else None
-        refused = [local_failure(window.row(position), row_key(keys[position]) if keys is not None else None,
-                                 INVALID_INPUT, message)
-                   for position, message in sorted(serialized.errors.items())]
-        return serialized, refused
-
-    def column_keys(self, frame: pd.DataFrame, column: str) -> list[str | None]:
-        """Each row's key from one column (`row_key`: None when empty)."""
-        self.require_columns(frame, column)
-        return column_keys(frame[column])
-
-    def require_columns(self, frame: pd.DataFrame, *columns: str) -> None:
-        missing = [column for column in columns if column not in frame.columns]
-        if missing:
-            raise HubSpotInputError(f"{self.task_id}: input has no column {', '.join(map(repr, missing))} "
-                                    f"(columns: {', '.join(map(str, frame.columns))})")

@@ -12,9 +12,10 @@ are ever sent together, and none loses its outcome to another:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from airflow_provider_appointments.api.results import DUPLICATE_INPUT_KEY, INVALID_INPUT, RecordOutcome, settled_row
@@ -111,3 +112,36 @@ def _take_outcome(earlier: RecordOutcome, final: RecordOutcome) -> RecordOutcome
     if not final.succeeded:
         return replace(final, input_row=earlier.input_row, message=f"{earlier.message}: {final.message}")
     return replace(final, input_row=earlier.input_row, new=False, unchanged=True, message=earlier.message)
+
+
+_NO_KEY = np.uint64(0)
+
+
+def key_hashes(keys: list[str | None]) -> np.ndarray:
+    """64-bit hashes of keys (0 for a row without one; a key hashing to 0 is merely never a duplicate)."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64)
+    present = np.array([key is not None for key in keys])
+    hashed = pd.util.hash_array(np.array([key or "" for key in keys], dtype=object)).astype(np.uint64)
+    return np.where(present, hashed, _NO_KEY)
+
+
+def find_duplicates(keyed: Callable[[], Iterator[tuple[int, list[str | None]]]],
+                    on_keys: Callable[[list[str | None]], None], policy: str, described_as: str) -> DuplicateKeys:
+    """The repeated keys of an input read as ``keyed()`` (chunks of (first row, keys)); `on_keys` sees
+    every chunk of the first read. Only 64-bit hashes of the keys are kept (8 bytes a row); the rows of
+    a hash that repeats are found by a second read, and only if there is one."""
+    hashes = []
+    for _, chunk in keyed():
+        on_keys(chunk)
+        hashes.append(key_hashes(chunk))
+    every = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+    values, counts = np.unique(every[every != _NO_KEY], return_counts=True)
+    repeated = values[counts > 1]
+    if not len(repeated):
+        return DuplicateKeys((), policy, described_as)
+    pairs: list[tuple[int, str | None]] = []
+    for first_row, chunk in keyed():
+        for position in np.flatnonzero(np.isin(key_hashes(chunk), repeated)).tolist():
+            pairs.append((first_row + position, chunk[position]))
+    return DuplicateKeys(pairs, policy, described_as)
