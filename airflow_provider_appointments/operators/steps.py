@@ -166,3 +166,30 @@ class WriteSteps:
         if missing:
             raise HubSpotInputError(f"{self.task_id}: input has no column {', '.join(map(repr, missing))} "
                                     f"(columns: {', '.join(map(str, frame.columns))})")
+
+
+class KeyedByUniqueValue:
+    """What the operators keyed by a unique-value property share (upsert, sync): each row's key is in
+    ``id_column`` and is the record's ``id_property`` value."""
+
+    id_property: str
+    id_column: str
+
+    if TYPE_CHECKING:  # from WriteSteps, after this class in the operators' bases
+        def column_keys(self, frame: pd.DataFrame, column: str) -> list[str | None]: ...
+
+    @property
+    def key_name(self) -> str:
+        return self.id_property
+
+    def key_columns(self) -> list[str]:
+        return [self.id_column]
+
+    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
+        return self.column_keys(frame, self.id_column)
+
+    def key_column_ignored(self, column_mapping: dict[str, str] | None) -> list[str]:
+        """The key column, unless it maps to ``id_property`` itself (then it is sent as that property)."""
+        return [] if (column_mapping or {}).get(self.id_column, self.id_column) == self.id_property \
+            else [self.id_column]
+

@@ -28,6 +28,7 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.steps import KeyedByUniqueValue
 from airflow_provider_appointments.operators.sync_state import StateWriter, SyncState
 from airflow_provider_appointments.operators.tally import Tally
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, column_keys, local_failure
@@ -89,7 +90,7 @@ class SyncFacts:
     archive_requests: int = 0
 
 
-class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
+class HubSpotAppointmentsSyncOperator(KeyedByUniqueValue, HubSpotWriteOperator):  # type: ignore[override]
     """Make HubSpot's appointments equal a source table, writing only what changed.
 
     :param id_property: a unique-value property that keys the source's rows (e.g. ``external_appointment_id``).
@@ -135,16 +136,6 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
         self.compare = compare
         self.max_archive_ratio = float(max_archive_ratio)
         self.max_archive = max_archive
-
-    @property
-    def key_name(self) -> str:  # type: ignore[override]
-        return self.id_property
-
-    def key_columns(self) -> list[str]:
-        return [self.id_column]
-
-    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
-        return self.column_keys(frame, self.id_column)
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": [self.id_property, self.id_column], "mode": self.mode,
@@ -200,9 +191,8 @@ class HubSpotAppointmentsSyncOperator(HubSpotWriteOperator):
     # -- per window ----------------------------------------------------------------------------
     def _prepare(self, run: WriteRun, window: Window) -> tuple[dict[int, _Row], list[RecordOutcome]]:
         """The window's rows that serialize, by input row, and the refusals of the rest."""
-        mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
         serialized, refused = self.serialize_window(run, window,
-                                                    extra_ignore=[] if mapped_to_id else [self.id_column],
+                                                    extra_ignore=self.key_column_ignored(self.column_mapping),
                                                     key_column=self.id_column)
         hashes = row_hashes(serialized.columns, len(window.frame))
         rows: dict[int, _Row] = {}

@@ -72,10 +72,6 @@ class SyncState:
         self.archived = np.zeros(len(self.table), dtype=bool)
 
     @classmethod
-    def empty(cls) -> SyncState:
-        return cls(STATE_SCHEMA.empty_table())
-
-    @classmethod
     def load(cls, path: str) -> SyncState | None:
         """The state at `path`, or None when there is none yet (the first run)."""
         if not exists(path):

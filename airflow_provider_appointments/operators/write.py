@@ -18,12 +18,13 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.steps import KeyedByUniqueValue
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.writers import read_extract
 
 
-class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
+class HubSpotAppointmentsUpsertOperator(KeyedByUniqueValue, HubSpotWriteOperator):  # type: ignore[override]
     """Create or update appointments by a unique property (``id_property``); replays are harmless.
 
     :param id_property: a unique-value property (e.g. ``external_appointment_id``).
@@ -52,16 +53,6 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         self.id_column = id_column or id_property
         self.skip_unchanged = skip_unchanged
 
-    @property
-    def key_name(self) -> str:  # type: ignore[override]
-        return self.id_property
-
-    def key_columns(self) -> list[str]:
-        return [self.id_column]
-
-    def row_keys(self, frame: pd.DataFrame) -> list[str | None]:
-        return self.column_keys(frame, self.id_column)
-
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "id": [self.id_property, self.id_column], "skip": self.skip_unchanged}
 
@@ -69,8 +60,7 @@ class HubSpotAppointmentsUpsertOperator(HubSpotWriteOperator):
         run.schema.require_unique(self.id_property, "id_property")
 
     def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
-        mapped_to_id = (self.column_mapping or {}).get(self.id_column, self.id_column) == self.id_property
-        sendable, refused = self.serialize(run, window, extra_ignore=[] if mapped_to_id else [self.id_column],
+        sendable, refused = self.serialize(run, window, extra_ignore=self.key_column_ignored(self.column_mapping),
                                            key_column=self.id_column)
         inputs = WindowInputs(settled=refused)
         keys = window.frame[self.id_column].tolist()
