@@ -45,7 +45,7 @@ MODES = ("upsert", "update", "mirror")
 COMPARES = ("state", "hubspot")
 # Unchanged rows cost nothing, so a sync's windows are large: its few changed rows then fill whole
 # 100-record batches instead of one partial batch per window.
-SYNC_WINDOW_ROWS = 50_000
+SYNC_WINDOW_ROWS = 25_000
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], rendered: bool = False) -> None:
