@@ -40,7 +40,13 @@ from airflow_provider_appointments.operators.duplicates import DuplicateKeys, ch
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
 from airflow_provider_appointments.operators.run import WriteRun
-from airflow_provider_appointments.operators.steps import WriteSteps, check_batch_size, check_ratio, check_source
+from airflow_provider_appointments.operators.steps import (
+    WriteSteps,
+    check_ambiguous,
+    check_batch_size,
+    check_ratio,
+    check_source,
+)
 from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
 from airflow_provider_appointments.operators.windows import (
     Window,
@@ -98,6 +104,13 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
 
     Parameters every write operator takes (beyond each one's own):
 
+    :param timezone: IANA time zone (``"Europe/Berlin"``) of naive datetimes, or ``{column: zone}``
+        (default: UTC). A local time a DST change skips is refused per row; one it repeats too,
+        unless ``ambiguous`` is ``"earliest"`` or ``"latest"``.
+    :param value_mapping: ``{column: {value: replacement}}`` applied before the type's rules, e.g.
+        ``{"status": {"cancelled": "CANCELED"}}`` (matched as text, case, spaces and underscores aside;
+        ``None`` as a replacement leaves the property out). Enumerations also take an option's label.
+
     :param dry_run: validate and serialize every row as a real run would and read what exists, to
         report per row what would happen (``create``, ``update`` with the changed properties,
         ``unchanged``, ``archive``, ``associate``, ``refused`` with the reason); nothing is written.
@@ -124,7 +137,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
     operation = "write"
     keeps_id_map = False
     template_fields: Sequence[str] = ("records", "failures_path", "id_map_path", "checkpoint_path", "column_mapping",
-                                      "date_format", "dry_run_path", "sql", "sql_parameters")
+                                      "date_format", "dry_run_path", "sql", "sql_parameters", "timezone")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
     ui_color = "#ff7a59"
@@ -141,6 +154,9 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         ignore_columns: Sequence[str] = (),
         clear_missing: bool = False,
         date_format: str | dict[str, str] | None = None,
+        timezone: str | dict[str, str] | None = None,
+        ambiguous: str = "raise",
+        value_mapping: dict[str, dict[Any, Any]] | None = None,
         batch_size: int = BATCH_LIMIT,
         failures_path: str | None = None,
         id_map_path: str | None = None,
@@ -167,6 +183,9 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         self.ignore_columns = list(ignore_columns)
         self.clear_missing = clear_missing
         self.date_format = date_format
+        self.timezone = timezone
+        self.ambiguous = check_ambiguous(ambiguous)
+        self.value_mapping = value_mapping
         self.batch_size = check_batch_size(batch_size)
         self.failures_path = failures_path
         self.id_map_path = id_map_path
@@ -199,7 +218,9 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         """Everything that changes what a window sends: a checkpoint is reused only when it matches."""
         return {"operation": self.operation, "batch_size": self.batch_size, "mapping": self.column_mapping,
                 "ignore": self.ignore_columns, "clear": self.clear_missing, "dates": self.date_format,
-                "duplicates": self.on_duplicate_keys}
+                "duplicates": self.on_duplicate_keys, "timezone": self.timezone, "ambiguous": self.ambiguous,
+                "values": {column: {str(k): v for k, v in mapping.items()} for column, mapping in
+                           (self.value_mapping or {}).items()} if isinstance(self.value_mapping, dict) else None}
 
     # -- the shared run ------------------------------------------------------------------------
     def frames(self, run: WriteRun, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:

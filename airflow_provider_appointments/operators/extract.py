@@ -157,6 +157,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         if asset_alias:  # the file is known only once rendered: it is attached to the alias at run time
             self.outlets = [*self.outlets, AssetAlias(asset_alias)]
         self.lineage: tuple | None = None
+        self._connection: AppointmentsClient | None = None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: read HubSpot's appointments (with the extracted columns), wrote the output file."""
@@ -164,6 +165,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         after, before = self._window()
+        self._check_properties()
         if self.archived or (after is None and before is None):
             return self._extract(context, after, before, waited_s=0.0)
         now = datetime.now(timezone.utc)
@@ -199,9 +201,23 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         check_window(after, before)
         return after, before
 
+    def _client(self) -> AppointmentsClient:
+        if self._connection is None:
+            self._connection = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        return self._connection
+
+    def _check_properties(self) -> None:
+        """Named properties must exist, before any wait or page (one read of the schema, which the extract
+        needs anyway)."""
+        if self.properties or self.properties_with_history:
+            schema = self._client().get_property_schema()
+            schema.require_known(list(self.properties or []), "properties")
+            schema.require_known(self.properties_with_history, "properties_with_history")
+
     def _extract(self, context: Context, after: datetime | None, before: datetime | None, waited_s: float) -> Any:
-        client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        client = self._client()
         schema = client.get_property_schema()
+        self._check_properties()
         properties = list(self.properties or schema.names())
         # A full extract needs the id range anyway; its answer carries search's total too.
         bounds = client.id_bounds() if self._is_full(after, before) else None

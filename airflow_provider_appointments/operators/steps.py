@@ -34,6 +34,7 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, column_keys, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
+from airflow_provider_appointments.records.rules import AMBIGUOUS
 from airflow_provider_appointments.records.serialization import SerializedFrame, serialize_frame
 
 if TYPE_CHECKING:
@@ -53,6 +54,12 @@ def check_source(task_id: Any, records: Any, sql: str | None, sql_conn_id: str |
         raise HubSpotInputError(f"{task_id}: sql needs sql_conn_id (a common-sql connection)")
 
 
+def check_ambiguous(ambiguous: str) -> str:
+    if ambiguous not in AMBIGUOUS:
+        raise HubSpotInputError(f"ambiguous must be one of {', '.join(AMBIGUOUS)}, got {ambiguous!r}")
+    return ambiguous
+
+
 def check_ratio(ratio: float | None) -> float | None:
     if ratio is not None and not 0 <= float(ratio) <= 1:
         raise HubSpotInputError(f"max_failed_ratio must be between 0 and 1, got {ratio!r}")
@@ -67,6 +74,9 @@ class WriteSteps:
     column_mapping: dict[str, str] | None
     clear_missing: bool
     date_format: str | dict[str, str] | None
+    timezone: str | dict[str, str] | None
+    ambiguous: str
+    value_mapping: dict[str, dict[Any, Any]] | None
     ignore_columns: list[str]
     key_name = "key"
 
@@ -149,6 +159,7 @@ class WriteSteps:
         frame = window.frame
         serialized = serialize_frame(frame, run.schema, column_mapping=self.column_mapping,
                                      clear_missing=self.clear_missing, date_format=self.date_format,
+                                     timezone=self.timezone, ambiguous=self.ambiguous, value_mapping=self.value_mapping,
                                      ignore_columns=[*self.ignore_columns, *extra_ignore], first_row=window.first_row)
         keys = frame[key_column].tolist() if key_column in frame.columns else None
         refused = [local_failure(window.row(position), row_key(keys[position]) if keys is not None else None,

@@ -3,7 +3,9 @@ for moments; see `serialization` for the whole set).
 
 ISO 8601 text, epoch milliseconds (integers, or digit strings of 10 or more digits), ``datetime``/
 ``date``/``Timestamp`` objects and datetime64 columns are read (naive = UTC); other text only with a
-``date_format``. Day/month order is never guessed.
+``date_format``. Day/month order is never guessed. With a ``timezone``, naive datetimes are wall-clock
+times there; a local time that daylight saving time skips is refused, and one it repeats is refused
+unless ``ambiguous`` says which of the two moments it is.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 from airflow_provider_appointments.api.timestamps import moment_forms, parse_forms
 
 DAY_MS = 86_400_000
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")  # the end of ISO 8601 text with an offset
+_EPOCH_DIGITS = re.compile(r"\d{10,}")
 _NUMERIC_DATE = re.compile(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}")  # 01/02/2026, 1.2.26 …
 
 
@@ -29,9 +33,14 @@ def shown(value: object) -> str:
 
 def datetimes(
     series: pd.Series, missing: np.ndarray, date_only: bool, date_format: str | None = None,
+    timezone: str | None = None, ambiguous: str = "raise",
 ) -> tuple[list[str | None], dict[int, str]]:
     kind = "date" if date_only else "datetime"
     epoch_ms, valid, problems = _moments(series, missing, kind, date_format)
+    if timezone and not date_only:
+        naive = valid & ~missing & _naive(series, date_format)
+        naive[list(problems)] = False
+        problems.update(_localize(series, epoch_ms, naive, timezone, ambiguous))
     bad = ~valid & ~missing
     for position in np.flatnonzero(bad):
         problems.setdefault(int(position), f"{shown(series.iloc[position])} is not a {kind}")
@@ -47,6 +56,58 @@ def datetimes(
     out = np.full(len(series), None, dtype=object)
     out[good] = texts[good].astype(object)
     return out.tolist(), problems
+
+
+def _naive(series: pd.Series, date_format: str | None) -> np.ndarray:
+    """Which values carry no offset (read as UTC so far): what a `timezone` applies to."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_numeric_dtype(dtype) \
+            or pd.api.types.is_bool_dtype(dtype):
+        return np.zeros(len(series), bool)
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return np.ones(len(series), bool)
+    texts_naive = date_format is None or not ("%z" in date_format or "%Z" in date_format)
+    return np.fromiter((_is_naive(value, texts_naive) for value in series.tolist()), bool, len(series))
+
+
+def _is_naive(value: object, texts_naive: bool) -> bool:
+    if isinstance(value, str):
+        text = value.strip()
+        return texts_naive and not _OFFSET.search(text) and not _EPOCH_DIGITS.fullmatch(text)
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    return isinstance(value, (date, np.datetime64))
+
+
+def _localize(series: pd.Series, epoch_ms: np.ndarray, naive: np.ndarray, zone: str,
+              ambiguous: str) -> dict[int, str]:
+    """Naive wall-clock times (in `epoch_ms` as if UTC) → the moments they are in `zone`, in place;
+    the problems of local times that a DST change skips or (without an `ambiguous` choice) repeats."""
+    where = np.flatnonzero(naive)
+    if not len(where):
+        return {}
+    wall = pd.DatetimeIndex(epoch_ms[where].astype("datetime64[ms]"))
+    local = wall.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    unset = np.asarray(local.isna())
+    earliest = wall.tz_localize(zone, ambiguous=np.ones(len(wall), bool), nonexistent="NaT")
+    skipped = unset & np.asarray(earliest.isna())
+    repeated = unset & ~skipped
+    problems: dict[int, str] = {}
+    if repeated.any() and ambiguous != "raise":
+        chosen = earliest if ambiguous == "earliest" else \
+            wall.tz_localize(zone, ambiguous=np.zeros(len(wall), bool), nonexistent="NaT")
+        local = local.where(~repeated, chosen)
+        repeated[:] = False
+    for index in np.flatnonzero(skipped | repeated):
+        position = int(where[index])
+        problems[position] = (
+            f"{shown(series.iloc[position])} does not exist in {zone} (the clocks skip it for daylight saving time)"
+            if skipped[index] else
+            f"{shown(series.iloc[position])} happens twice in {zone} (the clocks repeat it when daylight saving "
+            "time ends); pass ambiguous='earliest' or 'latest' to choose")
+    fine = ~(skipped | repeated)
+    epoch_ms[where[fine]] = local[fine].as_unit("ms").asi8
+    return problems
 
 
 def _moments(

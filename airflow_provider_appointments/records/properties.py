@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import difflib
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,6 +21,7 @@ class PropertyDefinition:
     type: str
     field_type: str
     options: tuple[str, ...] = ()
+    option_labels: tuple[str, ...] = ()  # the options' labels, in the order of `options`
     has_unique_value: bool = False
     read_only: bool = False
     calculated: bool = False
@@ -27,6 +30,15 @@ class PropertyDefinition:
     def multi_select(self) -> bool:
         """A multiple checkboxes enumeration: its values are ``;``-separated lists of options."""
         return self.type == "enumeration" and self.field_type == "checkbox"
+
+    def option_lookup(self) -> dict[str, str | None]:
+        """An option by its value or its label, each folded by `fold` (None: the folded text names two
+        options, so it is taken only exactly)."""
+        lookup: dict[str, str | None] = {}
+        for value, label in zip(self.options, self.option_labels or self.options):
+            for name in dict.fromkeys((fold(value), fold(label))):
+                lookup[name] = value if lookup.get(name, value) == value else None
+        return lookup
 
     @classmethod
     def from_api(cls, item: dict) -> PropertyDefinition:
@@ -38,10 +50,18 @@ class PropertyDefinition:
             type=item.get("type") or "string",
             field_type=item.get("fieldType") or "text",
             options=tuple(str(option.get("value")) for option in item.get("options") or []),
+            option_labels=tuple(str(option.get("label") or option.get("value"))
+                                for option in item.get("options") or []),
             has_unique_value=bool(item.get("hasUniqueValue")),
             read_only=bool(metadata.get("readOnlyValue")),
             calculated=bool(item.get("calculated")),
         )
+
+
+def fold(text: str) -> str:
+    """Text as an option's value or label is matched: case-insensitive, spaces, underscores and hyphens
+    ignored (``"no show"``, ``"No-Show"`` and ``NO_SHOW`` are one)."""
+    return re.sub(r"[\s_\-]+", "", text).casefold()
 
 
 _ARROW_TYPES = {
@@ -84,6 +104,18 @@ class PropertySchema(Mapping[str, PropertyDefinition]):
         unique = self.unique_properties()
         if name not in unique:
             raise HubSpotInputError(f"{parameter} {name!r} is not a unique-value property; unique properties: {unique}")
+
+    def require_known(self, names: Sequence[str], parameter: str) -> None:
+        """Refuse names that are no appointment property (`parameter` is the argument that listed them),
+        each with the closest names: a misspelled property would otherwise read as an all-null column."""
+        problems = []
+        for name in dict.fromkeys(names):
+            if name not in self._by_name:
+                close = difflib.get_close_matches(str(name), self.names(), n=3)
+                problems.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        if problems:
+            verb = "is not an appointment property" if len(problems) == 1 else "are not appointment properties"
+            raise HubSpotInputError(f"{parameter}: {'; '.join(problems)} {verb} of this account")
 
     def arrow_type(self, name: str) -> pa.DataType:
         """The column type of a property in an extract (unknown properties are strings)."""

@@ -2,7 +2,8 @@
 
 Rules (HubSpot's): datetimes as UTC epoch milliseconds; dates as ``YYYY-MM-DD`` (midnight UTC);
 booleans ``true``/``false``; numbers as decimal strings without float noise (``3.0`` → ``3``);
-enumerations as an option's internal value (multi-select joined with ``;``); text up to 65,536
+enumerations as an option's internal value, given as that value or (case, spaces and underscores
+aside) as an option's value or label (multi-select joined with ``;``); text up to 65,536
 characters. Missing values (None, NaN, NaT, pd.NA, empty strings) are left out, or sent as ``""`` to
 clear the property with ``clear_missing``. A value that cannot be converted becomes a row error naming
 the row, the column and the value; that row is not sent, the others are.
@@ -39,7 +40,8 @@ import pandas as pd
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.records.moments import datetimes as _datetimes
 from airflow_provider_appointments.records.moments import shown as _show
-from airflow_provider_appointments.records.properties import PropertyDefinition, PropertySchema
+from airflow_provider_appointments.records.properties import PropertyDefinition, PropertySchema, fold
+from airflow_provider_appointments.records.rules import map_values, resolve_timezones, resolve_value_mapping
 
 MAX_TEXT = 65_536
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -123,6 +125,9 @@ def serialize_frame(
     ignore_columns: Sequence[str] = (),
     first_row: int = 0,
     date_format: str | Mapping[str, str] | None = None,
+    value_mapping: Mapping[str, Mapping[Any, Any]] | None = None,
+    timezone: str | Mapping[str, str] | None = None,
+    ambiguous: str = "raise",
 ) -> SerializedFrame:
     """Serialize every row of `frame` into a HubSpot ``properties`` dict.
 
@@ -130,15 +135,23 @@ def serialize_frame(
     :param date_format: a strptime format (``"%d/%m/%Y"``) for the text of every date and datetime
         column, or ``{input column: format}``; without it only unambiguous text (ISO 8601, epoch
         milliseconds) is read.
+    :param value_mapping: ``{input column: {value: replacement}}``, applied before the type's rules.
+    :param timezone: IANA time zone of naive datetimes (default UTC), or ``{input column: zone}``.
+    :param ambiguous: a local time that a DST change repeats: ``"raise"`` (refuse the row),
+        ``"earliest"`` or ``"latest"`` of the two moments.
     """
     resolved = resolve_columns(list(frame.columns), schema, column_mapping, ignore_columns)
     formats = resolve_date_formats(date_format, resolved, schema)
+    maps = resolve_value_mapping(value_mapping, resolved, schema)
+    zones = resolve_timezones(timezone, ambiguous, resolved, schema)
     count = len(frame)
     names: list[str] = []
     columns: list[list[str | None]] = []
     errors: dict[int, list[str]] = {}
     for column, name in resolved.items():
-        values, problems = serialize_column(frame[column], schema[name], date_format=formats.get(column))
+        values, problems = serialize_column(frame[column], schema[name], date_format=formats.get(column),
+                                            value_map=maps.get(column), timezone=zones.get(column),
+                                            ambiguous=ambiguous)
         if clear_missing:
             values = ["" if value is None else value for value in values]
         names.append(name)
@@ -164,15 +177,19 @@ def _missing(series: pd.Series) -> np.ndarray:
 
 def serialize_column(
     series: pd.Series, definition: PropertyDefinition, *, date_format: str | None = None,
+    value_map: Mapping[Any, Any] | None = None, timezone: str | None = None, ambiguous: str = "raise",
 ) -> tuple[list[str | None], dict[int, str]]:
     """One column: its strings (None where missing) and the problems by row position."""
     series = series.reset_index(drop=True)  # positions, whatever the caller's index
+    if value_map:
+        series = map_values(series, value_map)
     missing = _missing(series)
     kind = definition.type
     if kind == "number":
         return _numbers(series, missing)
     if kind in _DATE_TYPES:
-        return _datetimes(series, missing, date_only=kind == "date", date_format=date_format)
+        return _datetimes(series, missing, date_only=kind == "date", date_format=date_format,
+                          timezone=timezone, ambiguous=ambiguous)
     if kind == "bool":
         return _booleans(series, missing)
     if kind == "enumeration":
@@ -311,11 +328,23 @@ def _booleans(series: pd.Series, missing: np.ndarray) -> tuple[list[str | None],
 
 def _enumerations(series: pd.Series, missing: np.ndarray,
                   definition: PropertyDefinition) -> tuple[list[str | None], dict[int, str]]:
+    """Each value as an option's internal value: the value itself, or (folded, see `properties.fold`)
+    an option's value or label, ``"no show"`` → ``NO_SHOW``."""
+    lookup = definition.option_lookup()
     allowed = set(definition.options)
-    shown = ", ".join(definition.options[:8]) + (", …" if len(definition.options) > 8 else "")
+
+    def option(text: str) -> str | None:
+        return text if text in allowed else lookup.get(fold(text))
+
+    def problem(text: str) -> str:
+        shown = ", ".join(definition.options[:8]) + (", …" if len(definition.options) > 8 else "")
+        if fold(text) in lookup:  # folded, it names two options
+            return f"{_show(text)} matches more than one option of {definition.name} by label; use the value"
+        return f"{_show(text)} is not an option of {definition.name} ({shown})"
+
+    values: list[str | None] = []
+    problems: dict[int, str] = {}
     if definition.multi_select:
-        values: list[str | None] = []
-        problems: dict[int, str] = {}
         for position, value in enumerate(series.tolist()):
             listed = isinstance(value, (list, tuple, set, np.ndarray))  # Parquet list columns arrive as arrays
             if missing[position] if not listed else False:
@@ -323,19 +352,18 @@ def _enumerations(series: pd.Series, missing: np.ndarray,
                 continue
             parts = [str(part).strip() for part in value if not _missing_part(part)] if listed \
                 else [part.strip() for part in str(value).split(";")]
-            unknown = [part for part in parts if part not in allowed]
+            chosen = [option(part) for part in parts]
+            unknown = [part for part, found in zip(parts, chosen) if found is None]
             if unknown:
-                problems[position] = f"{_show(unknown[0])} is not an option of {definition.name} ({shown})"
-                values.append(None)
-            else:
-                values.append(";".join(parts))
+                problems[position] = problem(unknown[0])
+            values.append(None if unknown else ";".join(str(found) for found in chosen))
         return values, problems
     text = series.astype("string").str.strip()
-    known = text.isin(allowed).fillna(False).to_numpy(dtype=bool)
-    bad = ~missing & ~known
-    problems = {int(i): f"{_show(series.iloc[i])} is not an option of {definition.name} ({shown})"
-                for i in np.flatnonzero(bad)}
-    return text.astype(object).where(known, None).tolist(), problems
+    found = {value: option(value) for value in text.dropna().unique().tolist()}
+    picked = text.astype(object).map(found).where(~missing, None)
+    bad = ~missing & picked.isna().to_numpy(dtype=bool)
+    problems = {int(i): problem(str(text.iloc[i])) for i in np.flatnonzero(bad)}
+    return picked.astype(object).where(picked.notna(), None).tolist(), problems
 
 
 def _missing_part(part: object) -> bool:

@@ -1,0 +1,99 @@
+"""What users otherwise write around the operators: typos caught up front, local times, option labels and
+value maps, associations by natural key, clean-up by search, and failure reports a person can read."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsExtractOperator
+from tests.operators.test_operators import _TI
+
+
+@pytest.fixture
+def sim(hubspot_simulator_factory, monkeypatch):
+    simulator = hubspot_simulator_factory(seed_appointments=30, latency_ms=0)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", simulator.airflow_connection_json())
+    return simulator
+
+
+def requests_by_route(sim) -> dict[str, int]:
+    return {route: count for route, count in sim.stats()["by_route"].items() if not route.startswith("GET /_")}
+
+
+# -- the extract refuses property names the account does not have ---------------------------------------
+@pytest.mark.parametrize("argument", ["properties", "properties_with_history"])
+def test_a_misspelled_property_fails_the_extract_before_any_page_or_wait(sim, tmp_path, argument):
+    # A window ending in ten minutes would wait for search's lag: the typo must fail first, not after it.
+    before = datetime.now(timezone.utc) + timedelta(minutes=10)
+    operator = HubSpotAppointmentsExtractOperator(
+        task_id="extract", output_path=str(tmp_path / "out.parquet"), modified_after="2026-01-01T00:00:00Z",
+        modified_before=before.isoformat(), max_search_wait=3600,
+        **{argument: ["hs_appointment_name", "hs_appointment_staus"]})
+    started = time.monotonic()
+    with pytest.raises(HubSpotInputError) as raised:
+        operator.execute({"ti": _TI()})
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert message.startswith(f"{argument}: 'hs_appointment_staus' (did you mean hs_appointment_status")
+    assert message.endswith("is not an appointment property of this account")
+    assert "hs_appointment_name" not in message  # the known one is not reported
+    routes = requests_by_route(sim)
+    assert routes and all("properties" in route for route in routes), routes  # only the schema was read
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_known_properties_extract_as_before(sim, tmp_path):
+    operator = HubSpotAppointmentsExtractOperator(task_id="extract", output_path=str(tmp_path / "out.parquet"),
+                                                  properties=["hs_appointment_name", "hs_appointment_status"])
+    summary = operator.execute({"ti": _TI()})
+    assert summary["records"] == 30
+    schema_reads = sum(n for route, n in requests_by_route(sim).items() if "properties" in route)
+    assert schema_reads == 1  # the check and the extract share one read
+
+
+# -- an export from a booking system: local times, option labels, its own words for statuses --------------
+EXPORT = """booking_id,title,starts,status
+B-1,Checkup,2026-12-03 14:30,confirmed
+B-2,Follow-up,2026-07-01 09:00,No show
+B-3,Cleaning,2026-12-04 08:00,cancelled
+B-4,Night shift,2026-03-29 02:30,confirmed
+B-5,Late,2026-10-25 02:30,Scheduled
+B-6,Typo,2026-12-05 10:00,confirmd
+"""
+
+
+def moment(text: str, zone: str = "UTC"):
+    import pandas as pd
+
+    return pd.Timestamp(text, tz=zone) if pd.Timestamp(text).tzinfo is None else pd.Timestamp(text)
+
+
+def test_an_export_with_local_times_labels_and_a_value_map_lands_as_meant(sim, tmp_path):
+    import pandas as pd
+
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
+
+    (tmp_path / "export.csv").write_text(EXPORT)
+    summary = HubSpotAppointmentsUpsertOperator(
+        task_id="import", records=str(tmp_path / "export.csv"), id_property="external_appointment_id",
+        id_column="booking_id", column_mapping={"title": "hs_appointment_name", "starts": "hs_appointment_start",
+                                                "status": "hs_appointment_status"},
+        timezone="Europe/Berlin", value_mapping={"status": {"cancelled": "CANCELED"}},
+        failures_path=str(tmp_path / "failures.csv"), max_failed_records=10, checkpoint_path=None,
+    ).execute({"ti": _TI()})
+    assert (summary["records"], summary["succeeded"], summary["failed"]) == (6, 3, 3)
+    by_key = {r.properties.get("external_appointment_id"): r.properties for r in sim.store.appointments()}
+    assert moment(by_key["B-1"]["hs_appointment_start"]) == moment("2026-12-03 13:30")  # not 14:30 UTC
+    assert moment(by_key["B-2"]["hs_appointment_start"]) == moment("2026-07-01 07:00")  # summer time
+    assert [by_key[key]["hs_appointment_status"] for key in ("B-1", "B-2", "B-3")] == ["CONFIRMED", "NO_SHOW",
+                                                                                      "CANCELED"]
+    assert not {"B-4", "B-5", "B-6"} & set(by_key)
+    failures = pd.read_csv(tmp_path / "failures.csv").set_index("input_key")["message"]
+    assert "'2026-03-29 02:30' does not exist in Europe/Berlin" in failures["B-4"]
+    assert "'2026-10-25 02:30' happens twice in Europe/Berlin" in failures["B-5"]
+    assert "ambiguous='earliest'" in failures["B-5"]
+    assert "'confirmd' is not an option of hs_appointment_status" in failures["B-6"]
