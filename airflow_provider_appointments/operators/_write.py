@@ -26,7 +26,6 @@ from airflow_provider_appointments.api.results import (
     BatchResult,
     at_input_rows,
 )
-from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.checkpoint import (
     Checkpoint,
@@ -39,7 +38,7 @@ from airflow_provider_appointments.operators.checkpoint import (
 from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy, find_duplicates
 from airflow_provider_appointments.operators.lineage import write_lineage
 from airflow_provider_appointments.operators.progress import Progress
-from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.run import WriteRun, is_data, retry_run_start
 from airflow_provider_appointments.operators.steps import (
     WriteSteps,
     check_ambiguous,
@@ -47,13 +46,12 @@ from airflow_provider_appointments.operators.steps import (
     check_ratio,
     check_source,
 )
-from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary
+from airflow_provider_appointments.operators.tally import Tally, policy_breach, summary, warn_failures
 from airflow_provider_appointments.operators.windows import (
     Window,
     WindowInputs,
     row_of,
 )
-from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.formats import asset_uri
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import (
@@ -71,29 +69,6 @@ if TYPE_CHECKING:
 # times over (so checkpoint writes are rare), small enough that a retry redoes little.
 CHUNKS_PER_CONNECTION = 4
 REPORTS_ASSET_ALIAS = "hubspot_appointments_reports"
-
-
-def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
-                  record: dict) -> PlannedRow:
-    """Dry run: what writing `properties` to an existing `record` would do (compared per property type)."""
-    diff = changes(schema, properties, record.get("properties") or {})
-    return PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None)
-
-
-def _retry_since(context: Context) -> int | None:
-    """On a retry, the DAG run's start (epoch ms): a record created since by one of this task's rows was
-    most likely created by an earlier try of it. None on a first try."""
-    ti = context.get("ti")
-    dag_run = context.get("dag_run")
-    start = getattr(dag_run, "start_date", None)
-    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or start is None:
-        return None
-    return to_epoch_ms(start)
-
-
-def is_data(records: Any) -> bool:
-    """Inline rows (never rendered as a template) rather than a reference: a path, URI or XCom."""
-    return isinstance(records, (list, tuple, pd.DataFrame))
 
 
 class HubSpotWriteOperator(WriteSteps, BaseOperator):
@@ -273,7 +248,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
                 self.log.info("resuming from checkpoint %s: %d window(s) already done; window(s) %s have requests "
                               "from the previous attempt, whose answered rows keep their outcome", checkpoint.path,
                               done, unfinished or "none")
-        retry_since = _retry_since(run.context)
+        retry_since = retry_run_start(run.context)
         tally = Tally()
         keep_id_map = self.keeps_id_map and self.id_map_path is not None
         progress = self._progress(client)
@@ -419,8 +394,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
                       "%d batches, %d requests", self.operation, result["records"], result["succeeded"],
                       result["created"], result["updated"], result["unchanged"], result["failed"], result["batches"],
                       result["requests"])
-        for row in tally.failures[:20]:
-            self.log.warning("row %s (%s) failed: %s %s", row.input_row, row.input_key, row.category, row.message)
+        warn_failures(self.log, tally.failures)
         breach = policy_breach(tally, self.max_failed_records, self.max_failed_ratio)
         if breach:
             raise AirflowException(f"{self.operation}: {breach}. Failure report: {failures_path}")

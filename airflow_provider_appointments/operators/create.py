@@ -20,8 +20,9 @@ from airflow_provider_appointments.api.results import (
     settled_row,
 )
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.run import WriteRun
+from airflow_provider_appointments.operators.steps import planned_write
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 

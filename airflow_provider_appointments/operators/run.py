@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from airflow_provider_appointments.api.client import AppointmentsClient
+from airflow_provider_appointments.api.timestamps import to_epoch_ms
 from airflow_provider_appointments.operators.duplicates import DuplicateKeys
 from airflow_provider_appointments.records.properties import PropertySchema
 
@@ -40,3 +43,19 @@ class WriteRun:
     duplicates: DuplicateKeys = field(default_factory=lambda: DuplicateKeys(()))
     source: Any = None
     reads: int = 0
+
+
+def retry_run_start(context: Context) -> int | None:
+    """On a retry, the DAG run's start (epoch ms): a record created since by one of this task's rows was
+    most likely created by an earlier try of it. None on a first try."""
+    ti = context.get("ti")
+    dag_run = context.get("dag_run")
+    start = getattr(dag_run, "start_date", None)
+    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or start is None:
+        return None
+    return to_epoch_ms(start)
+
+
+def is_data(records: Any) -> bool:
+    """Inline rows (never rendered as a template) rather than a reference: a path, URI or XCom."""
+    return isinstance(records, (list, tuple, pd.DataFrame))

@@ -33,6 +33,7 @@ from airflow_provider_appointments.api.results import (
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, column_keys, local_failure, row_key
+from airflow_provider_appointments.records.compare import changes
 from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.rules import AMBIGUOUS
 from airflow_provider_appointments.records.serialization import SerializedFrame, serialize_frame
@@ -204,3 +205,9 @@ class KeyedByUniqueValue:
         return [] if (column_mapping or {}).get(self.id_column, self.id_column) == self.id_property \
             else [self.id_column]
 
+
+def planned_write(schema: Any, position: int, key: str | None, properties: dict[str, str],
+                  record: dict) -> PlannedRow:
+    """Dry run: what writing `properties` to an existing `record` would do (compared per property type)."""
+    diff = changes(schema, properties, record.get("properties") or {})
+    return PlannedRow(position, key, "update" if diff else "unchanged", changes=diff or None)

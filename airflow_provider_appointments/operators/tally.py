@@ -83,3 +83,16 @@ def policy_breach(tally: Tally, max_failed_records: int | None, max_failed_ratio
     top = ", ".join(f"{category} ×{count}" for category, count in Counter(
         row.category or "UNKNOWN" for row in tally.failures).most_common(3))
     return f"{tally.failed} of {tally.records} records failed, past {limit}; top errors: {top}"
+
+
+WARNED_ROWS = 20  # failed rows logged one by one; the rest are counted per category
+
+
+def warn_failures(log: Any, failures: list[FailureRow]) -> None:
+    """The first failed rows one line each, then one line per category for the rest: the failure report
+    has them all, and 5,000 warning lines help nobody."""
+    for row in failures[:WARNED_ROWS]:
+        log.warning("row %s (%s) failed: %s %s", row.input_row, row.input_key, row.category, row.message)
+    rest = Counter(row.category for row in failures[WARNED_ROWS:])
+    for category, count in sorted(rest.items(), key=lambda item: -item[1]):
+        log.warning("… and %d more rows failed %s (all of them are in the failure report)", count, category)

@@ -3,7 +3,7 @@ become, and the outcomes of rows settled without a request."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -86,9 +86,9 @@ class WindowInputs:
 
     def held_back(self, decide: Any) -> WindowInputs:
         """These inputs less the rows `decide(row)` gives an outcome to instead of sending them (a row
-        settled as succeeded without a request, such as an unchanged one, is decided alike)."""
-        kept = WindowInputs(settled=[(decide(outcome.input_row) if outcome.succeeded else None) or outcome
-                                     for outcome in self.settled])
+        settled as succeeded without a request, such as an unchanged one, is decided alike; a row refused
+        already keeps its refusal, with the decision's problem added: every problem of a row in one message)."""
+        kept = WindowInputs(settled=[_decided(outcome, decide(outcome.input_row)) for outcome in self.settled])
         for row, item in zip(self.rows, self.items):
             outcome = decide(row)
             if outcome is None:
@@ -104,3 +104,14 @@ class WindowInputs:
             if row not in rows:
                 kept.add(row, item)
         return kept
+
+
+def _decided(outcome: RecordOutcome, decision: RecordOutcome | None) -> RecordOutcome:
+    """A settled row's outcome once the duplicate-key policy decided on it too."""
+    if decision is None:
+        return outcome
+    if outcome.succeeded:
+        return decision
+    if decision.succeeded or not decision.message:  # superseded: the refusal stands as it is
+        return outcome
+    return replace(outcome, message=f"{outcome.message}; {decision.message}")

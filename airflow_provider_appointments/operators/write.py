@@ -15,10 +15,10 @@ import pandas as pd
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.operators._write import HubSpotWriteOperator, planned_write
+from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
-from airflow_provider_appointments.operators.steps import KeyedByUniqueValue
+from airflow_provider_appointments.operators.steps import KeyedByUniqueValue, planned_write
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
 from airflow_provider_appointments.records.reports import PlannedRow
 from airflow_provider_appointments.records.writers import read_extract

@@ -97,3 +97,43 @@ def test_an_export_with_local_times_labels_and_a_value_map_lands_as_meant(sim, t
     assert "'2026-10-25 02:30' happens twice in Europe/Berlin" in failures["B-5"]
     assert "ambiguous='earliest'" in failures["B-5"]
     assert "'confirmd' is not an option of hs_appointment_status" in failures["B-6"]
+
+
+# -- failure reports a person can read ---------------------------------------------------------------------
+def test_a_row_with_a_bad_value_and_a_repeated_key_reports_both_problems(sim, tmp_path):
+    import pandas as pd
+
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
+
+    rows = [{"external_appointment_id": "K-1", "hs_appointment_status": "nonsense", "hs_duration": "x"},
+            {"external_appointment_id": "K-1", "hs_appointment_status": "SCHEDULED"},
+            {"external_appointment_id": "K-2", "hs_appointment_status": "SCHEDULED"}]
+    for row in rows:
+        row["hs_appointment_name"] = "Visit"
+    summary = HubSpotAppointmentsUpsertOperator(
+        task_id="upsert", records=rows, id_property="external_appointment_id", checkpoint_path=None,
+        failures_path=str(tmp_path / "failures.parquet"), max_failed_records=5).execute({"ti": _TI()})
+    assert (summary["succeeded"], summary["failed"]) == (1, 2)
+    failures = pd.read_parquet(tmp_path / "failures.parquet").set_index("input_row")["message"]
+    first = failures[0]
+    assert "column 'hs_appointment_status': 'nonsense' is not an option" in first
+    assert "column 'hs_duration': 'x'" in first
+    assert "external_appointment_id 'K-1' also appears in rows [1]" in first
+    assert "also appears in rows [0]" in failures[1]
+
+
+def test_failed_rows_are_logged_twenty_then_one_line_per_category(sim, tmp_path, captured_logs):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsUpsertOperator
+
+    rows = [{"external_appointment_id": f"W-{i}", "hs_appointment_status": "nonsense"} for i in range(60)]
+    rows += [{"external_appointment_id": "D-1", "hs_appointment_status": "SCHEDULED"}] * 5
+    rows += [{"external_appointment_id": "OK", "hs_appointment_status": "SCHEDULED"}]
+    rows = [{**row, "hs_appointment_name": "Visit"} for row in rows]
+    summary = HubSpotAppointmentsUpsertOperator(
+        task_id="upsert", records=rows, id_property="external_appointment_id", checkpoint_path=None,
+        failures_path=str(tmp_path / "failures.parquet"), max_failed_records=100).execute({"ti": _TI()})
+    assert (summary["succeeded"], summary["failed"]) == (1, 65)
+    text = captured_logs.text
+    assert text.count(") failed: ") == 20
+    assert "… and 40 more rows failed INVALID_INPUT (all of them are in the failure report)" in text
+    assert "… and 5 more rows failed DUPLICATE_INPUT_KEY" in text
