@@ -63,10 +63,13 @@ class SqlLoad:
     def ensure_table(self) -> bool:
         """Create the table when missing; refuse one that lacks columns, naming them. True if it was created."""
         existing = self.existing_columns()
+        created = existing is None
         if existing is None:
             self.execute(self.statements.create_table())
             self.connection.commit()
-            return True
+            existing = self.existing_columns()  # read back: a table we may not read is not "missing"
+            if existing is None:
+                raise HubSpotInputError(f"table {self.statements.table} cannot be read after creating it")
         missing = missing_columns(self.statements.columns, existing)
         if missing:
             names = ", ".join(column.name for column in missing)
@@ -74,7 +77,7 @@ class SqlLoad:
             raise HubSpotInputError(
                 f"table {self.statements.table} has no column(s) {names}, which the load writes. Add them "
                 f"({fixes}), or leave the properties out of `properties`")
-        return False
+        return created
 
     def existing_columns(self) -> list[str] | None:
         """The table's column names, None when there is no such table."""
