@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             merged = xcom.get("merge_into_warehouse") or {}
             print(
                 f"  interval ending {logical_date:%Y-%m-%d}: {state}; modified {merged.get('modified', '?')}, "
-                f"archived {merged.get('archived', '?')}, warehouse rows {merged.get('table_rows', '?')}"
+                f"archived {merged.get('archived', '?')}: {merged.get('inserted', '?')} rows inserted, "
+                f"{merged.get('updated', '?')} updated"
             )
             if state != "success":
                 failed.append(f"warehouse load {logical_date:%Y-%m-%d}")
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                            run_conf={"until": until.isoformat()})
         merged = xcom.get("merge_into_warehouse") or {}
         print(f"  {state}; modified {merged.get('modified', '?')}, archived {merged.get('archived', '?')}, "
-              f"warehouse rows {merged.get('table_rows', '?')}")
+              f"{merged.get('inserted', '?')} rows inserted, {merged.get('updated', '?')} updated")
         if state != "success":
             failed.append("warehouse load (today)")
 

@@ -1,37 +1,26 @@
-"""Warehouse load: appointments modified in each data interval → Parquet → merged into a table keyed by ``id``.
+"""Warehouse load: appointments modified in each data interval merged into a table keyed by ``id``, in one task.
 
-Each scheduled run extracts exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
+Each scheduled run loads exactly its data interval, half-open ``[data_interval_start, data_interval_end)`` on
 ``hs_lastmodifieddate``, searched only once the interval's end is ``search_lag`` old (HubSpot's search
 index lags writes; the wait is deferred to the triggerer), so consecutive runs neither miss nor repeat
 a record and ``catchup`` loads history interval by interval. A manual run (Airflow 3 triggers those
 without a logical date, so without a data interval) loads the timetable's last complete interval up
 to now, or, with ``{"until": "<ISO 8601 moment>"}``, from the start of the interval holding that
-moment up to it. A second extract picks up appointments
-archived in the interval, so deletions in HubSpot are reflected (``archived = true``). The merge
-deletes then inserts by ``id`` in one transaction: re-running an interval replaces rows, never
-duplicates them.
+moment up to it.
 
-The embedded warehouse is a local DuckDB file. With a real warehouse the merge step is one SQL
-statement through Airflow's common-sql provider, for example on Postgres / Snowflake:
+`HubSpotAppointmentsToSqlOperator` extracts the interval and the appointments archived in it (so
+deletions in HubSpot are reflected: ``archived = true``), keeps both Parquet extracts, and merges them
+into the table by ``id`` in one transaction: re-running an interval changes nothing twice and never
+duplicates a row. The first run creates the table, typed from HubSpot's property schema.
 
-    from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-
-    SQLExecuteQueryOperator(
-        task_id="merge_into_warehouse",
-        conn_id="warehouse",
-        sql='''
-            MERGE INTO analytics.hubspot_appointments AS t
-            USING staging.hubspot_appointments_{{ ts_nodash }} AS s ON t.id = s.id
-            WHEN MATCHED THEN UPDATE SET ...
-            WHEN NOT MATCHED THEN INSERT ...
-        ''',
-    )
-
-after loading the Parquet file into the staging table (e.g. ``COPY INTO`` / ``S3ToSnowflakeOperator``).
+The embedded warehouse is a local DuckDB file (connection ``hubspot_appointments_duckdb``, defined here
+when you choose no other). To load into your own warehouse, set ``HUBSPOT_APPOINTMENTS_WAREHOUSE_CONN``
+to any common-sql connection (PostgreSQL, Snowflake, SQLite, DuckDB …).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -40,13 +29,17 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsExtractOperator
+from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsToSqlOperator
 
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
 DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
 # HubSpot's search index lags writes; an interval is searched once its end is this old (seconds).
 SEARCH_LAG_S = float(os.environ.get("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", 120))
 WAREHOUSE = os.environ.get("HUBSPOT_APPOINTMENTS_WAREHOUSE", str(DATA_DIR / "warehouse.duckdb"))
+EMBEDDED_CONN = "hubspot_appointments_duckdb"
+WAREHOUSE_CONN = os.environ.get("HUBSPOT_APPOINTMENTS_WAREHOUSE_CONN", EMBEDDED_CONN)
+if WAREHOUSE_CONN == EMBEDDED_CONN:  # the embedded DuckDB file, through Airflow's duckdb provider
+    os.environ[f"AIRFLOW_CONN_{EMBEDDED_CONN.upper()}"] = json.dumps({"conn_type": "duckdb", "host": WAREHOUSE})
 
 SCHEDULE = "0 0 * * *"  # daily intervals, midnight to midnight UTC
 # A fixed column list keeps the warehouse schema stable when someone adds a property in HubSpot.
@@ -93,56 +86,25 @@ def hubspot_appointments_warehouse_load() -> None:
             end = pendulum.instance(boundaries.get_prev(datetime))
             start = pendulum.instance(boundaries.get_prev(datetime))
         folder = f"{DATA_DIR}/extracts/{start.strftime('%Y%m%dT%H%M%S')}"
+        if WAREHOUSE_CONN == EMBEDDED_CONN:  # DuckDB creates its file, not the folder
+            Path(WAREHOUSE).parent.mkdir(parents=True, exist_ok=True)
         return {"start": start.isoformat(), "end": end.isoformat(), "modified_path": f"{folder}/modified.parquet",
                 "archived_path": f"{folder}/archived.parquet"}
 
     window = interval()
-    modified = HubSpotAppointmentsExtractOperator(
-        task_id="extract_modified",
+    HubSpotAppointmentsToSqlOperator(
+        task_id="merge_into_warehouse",
+        sql_conn_id=WAREHOUSE_CONN,
+        table="appointments",
         modified_after=window["start"],
         modified_before=window["end"],
         search_lag=SEARCH_LAG_S,
         deferrable=True,  # the wait for the search index holds no worker slot
         properties=PROPERTIES,
-        associations=["contacts"],
-        output_path=window["modified_path"],
+        include_archived=True,  # and the appointments archived in the interval: archived = true
+        output_path=window["modified_path"],  # the extracts are kept; the modified one is reported as an asset
+        archived_output_path=window["archived_path"],
     )
-    archived = HubSpotAppointmentsExtractOperator(
-        task_id="extract_archived",
-        archived=True,
-        modified_after=window["start"],
-        modified_before=window["end"],
-        properties=PROPERTIES,
-        associations=["contacts"],
-        output_path=window["archived_path"],
-    )
-
-    @task
-    def merge_into_warehouse(modified: dict, archived: dict) -> dict:
-        """Delete-then-insert by id, modified rows first and archived rows last, in one transaction."""
-        import duckdb
-
-        Path(WAREHOUSE).parent.mkdir(parents=True, exist_ok=True)
-        with duckdb.connect(WAREHOUSE) as con:
-            con.execute("BEGIN")
-            for extract in (modified, archived):
-                if not extract["records"]:
-                    continue
-                source = f"read_parquet('{extract['path']}')"
-                con.execute(f"CREATE TABLE IF NOT EXISTS appointments AS SELECT * FROM {source} LIMIT 0")
-                con.execute(f"DELETE FROM appointments WHERE id IN (SELECT id FROM {source})")
-                con.execute(f"INSERT INTO appointments BY NAME SELECT * FROM {source}")
-            con.execute("COMMIT")
-            tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
-            rows = con.execute("SELECT count(*) FROM appointments").fetchone()[0] if "appointments" in tables else 0
-        return {
-            "warehouse": WAREHOUSE,
-            "modified": modified["records"],
-            "archived": archived["records"],
-            "table_rows": rows,
-        }
-
-    merge_into_warehouse(modified.output, archived.output)
 
 
 hubspot_appointments_warehouse_load()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow_provider_appointments.operators.create import HubSpotAppointmentsBatchCreateOperator
 from airflow_provider_appointments.operators.extract import HubSpotAppointmentsExtractOperator
 from airflow_provider_appointments.operators.sync import HubSpotAppointmentsSyncOperator
+from airflow_provider_appointments.operators.to_sql import HubSpotAppointmentsToSqlOperator
 from airflow_provider_appointments.operators.write import (
     HubSpotAppointmentsArchiveOperator,
     HubSpotAppointmentsAssociateOperator,
@@ -21,5 +22,6 @@ __all__ = [
     "HubSpotAppointmentsBatchCreateOperator",
     "HubSpotAppointmentsExtractOperator",
     "HubSpotAppointmentsSyncOperator",
+    "HubSpotAppointmentsToSqlOperator",
     "HubSpotAppointmentsUpsertOperator",
 ]

@@ -147,7 +147,7 @@ def test_warehouse_load_run_manually_without_a_logical_date_loads_the_last_inter
     assert result.dag_run.logical_date is None
     assert result.state == "success", result.task_states()
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    window = result.xcom("extract_modified")
+    window = result.xcom("merge_into_warehouse")
     assert (window["modified_after"], window["modified_before"]) == (
         (today - timedelta(days=1)).isoformat(), today.isoformat())
     low, high = (today - timedelta(days=1)).timestamp() * 1000, today.timestamp() * 1000

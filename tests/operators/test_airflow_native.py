@@ -180,7 +180,7 @@ def test_extracts_and_reports_become_assets_a_dag_can_be_scheduled_on(run_dag, s
     result = run_dag(REPO_ROOT / "example_dags" / "hubspot_appointments_warehouse_load.py",
                      "hubspot_appointments_warehouse_load", logical_date=today - timedelta(days=1))
     assert result.state == "success", result.task_states()
-    extract_path = result.xcom("extract_modified")["path"]
+    extract_path = result.xcom("merge_into_warehouse")["path"]
     with create_session() as session:
         events = session.query(AssetEvent, AssetModel).join(AssetModel, AssetEvent.asset_id == AssetModel.id).all()
         uris = {model.uri: event.extra for event, model in events}
