@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.extract import EXTRACT_ASSET_ALIAS, HubSpotAppointmentsExtractOperator
 from airflow_provider_appointments.operators.lineage import (
     HUBSPOT_DATASET,
@@ -98,7 +97,7 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
         table = check_table_name(self.table, "table")
         source = SqlSource(f"SELECT * FROM {table}", self.sql_conn_id)
         hook = source.hook()
-        schema = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn().get_property_schema()
+        schema = self._client().get_property_schema()  # the extract reuses this read
         statements = LoadStatements(table, self._staging_name(context, table),
                                     appointment_columns(schema, list(self.properties or schema.names())),
                                     dialect_for(hook.dialect_name), hook.dialect.escape_word)

@@ -510,6 +510,8 @@ class Deployment:
                                                         "password": self.hubspot_token,
                                                         "extra": {"api_version": "2026-03"}}),
             "AIRFLOW_CONN_HUBSPOT_WAREHOUSE": self.postgres.connection_json(self.postgres.warehouse),
+            # The warehouse-load example merges into PostgreSQL here (the demo's is a DuckDB file).
+            "HUBSPOT_APPOINTMENTS_WAREHOUSE_CONN": "hubspot_warehouse",
             "HUBSPOT_APPOINTMENTS_DATA_DIR": str(self.data),
             "HUBSPOT_APPOINTMENTS_SEARCH_LAG_S": str(self.search_lag_s),
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",

@@ -261,11 +261,14 @@ def test_warehouse_load_manual_run_defers_and_loads(deployment: Deployment) -> N
     assert "Trigger fired event" in trigger_text, trigger_text[-3000:]
 
     assert loaded["modified"] > 0 and loaded["inserted"] > 0, loaded
-    import duckdb
-
-    with duckdb.connect(str(deployment.data / "warehouse.duckdb"), read_only=True) as con:
-        rows, distinct = con.execute("SELECT count(*), count(DISTINCT id) FROM appointments").fetchone()
-    assert rows == distinct >= loaded["inserted"], (rows, distinct, loaded)
+    # Merged into the PostgreSQL warehouse (HUBSPOT_APPOINTMENTS_WAREHOUSE_CONN=hubspot_warehouse), typed.
+    postgres, database = deployment.postgres, deployment.postgres.warehouse
+    (rows, distinct), = postgres.execute(database, "SELECT count(*), count(DISTINCT id) FROM appointments")
+    assert rows == distinct >= loaded["inserted"] + loaded["updated"], (rows, distinct, loaded)
+    types = dict(postgres.execute(database, "SELECT column_name, data_type FROM information_schema.columns "
+                                            "WHERE table_name = 'appointments'"))
+    assert types["hs_appointment_start"] == "timestamp with time zone" and types["archived"] == "boolean", types
+    assert types["id"] == "text", types
 
 
 @pytest.mark.timeout(300)
