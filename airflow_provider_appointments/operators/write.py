@@ -6,16 +6,22 @@ Each declares how a window of input rows becomes client inputs and how they are 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
+from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
+from airflow_provider_appointments.operators.archive_search import search_groups, write_found_ids
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.steps import KeyedByUniqueValue, planned_write
@@ -107,6 +113,9 @@ class HubSpotAppointmentsUpsertOperator(KeyedByUniqueValue, HubSpotWriteOperator
         return plans
 
 
+FOUND_BY_SEARCH = "<the ids filter_groups finds>"
+
+
 class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     """Archive (move to HubSpot's recycling bin) the appointments whose ids are in ``id_column``.
 
@@ -116,8 +125,16 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     also makes a retry or re-run converge. ``verify_exists=False`` skips the reads. A read HubSpot
     refuses keeps HubSpot's own category and message.
 
+    Instead of ``records``, ``filter_groups`` (search's ``filterGroups``) and/or ``modified_after`` /
+    ``modified_before`` (a window on ``hs_lastmodifieddate``, as the extract's) archive what the search
+    finds, keyset-paged past search's 10,000-result cap; ``dry_run=True`` reports them without archiving.
+
     :param id_column: the column of appointment ids (default ``id``).
     :param verify_exists: check the ids before archiving (default True).
+    :param filter_groups: search filter groups, e.g. ``[{"filters": [{"propertyName": "hs_appointment_status",
+        "operator": "EQ", "value": "CANCELED"}]}]`` (templated; at most five filters per group with the window).
+    :param modified_after: only appointments last modified at or after this moment (templated).
+    :param modified_before: only appointments last modified before this moment (templated).
     :param on_duplicate_keys: a repeated id: ``"reject"`` (default; its rows fail ``DUPLICATE_INPUT_KEY``)
         or ``"last"`` (archived once; the earlier rows share that outcome).
 
@@ -126,11 +143,40 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
     """
 
     operation = "archive"
+    template_fields: Sequence[str] = (*HubSpotWriteOperator.template_fields, "filter_groups", "modified_after",
+                                      "modified_before")
 
-    def __init__(self, *, id_column: str = "id", verify_exists: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, id_column: str = "id", verify_exists: bool = True, filter_groups: list[dict] | None = None,
+                 modified_after: Any = None, modified_before: Any = None, **kwargs: Any) -> None:
+        self.searches = bool(filter_groups or modified_after or modified_before)
+        if self.searches:
+            if kwargs.get("records") is not None or kwargs.get("sql") is not None:
+                raise HubSpotInputError(f"{kwargs.get('task_id')}: give records (or sql), or filter_groups and a "
+                                        "window to search, not both")
+            kwargs["records"] = FOUND_BY_SEARCH  # the search's ids, found when the task runs
+            id_column = "id"
         super().__init__(**kwargs)
         self.id_column = id_column
         self.verify_exists = verify_exists
+        self.filter_groups = filter_groups
+        self.modified_after = modified_after
+        self.modified_before = modified_before
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """With filter_groups or a window, the appointments the search finds (keyset-paged, past 10,000)."""
+        if not self.searches:
+            return super().execute(context)
+        groups = search_groups(self.filter_groups, self.modified_after, self.modified_before)
+        client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        with tempfile.TemporaryDirectory(prefix="hubspot-archive-search-") as folder:
+            path = f"{folder}/found_ids.parquet"
+            found = write_found_ids(client, groups, path)
+            self.log.info("archive: the search found %d appointments to archive", found)
+            self.records = path
+            try:
+                return super().execute(context)
+            finally:
+                self.records = FOUND_BY_SEARCH
 
     @property
     def key_name(self) -> str:  # type: ignore[override]

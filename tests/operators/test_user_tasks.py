@@ -137,3 +137,70 @@ def test_failed_rows_are_logged_twenty_then_one_line_per_category(sim, tmp_path,
     assert text.count(") failed: ") == 20
     assert "… and 40 more rows failed INVALID_INPUT (all of them are in the failure report)" in text
     assert "… and 5 more rows failed DUPLICATE_INPUT_KEY" in text
+
+
+# -- clean-up by a search ------------------------------------------------------------------------------------
+def cancelled_before(cutoff_ms: int) -> list[dict]:
+    return [{"filters": [{"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"},
+                         {"propertyName": "hs_appointment_start", "operator": "LT", "value": str(cutoff_ms)}]}]
+
+
+@pytest.fixture
+def busy_sim(hubspot_simulator_factory, monkeypatch):
+    simulator = hubspot_simulator_factory(seed_appointments=600, latency_ms=0)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", simulator.airflow_connection_json())
+    return simulator
+
+
+def _start_ms(record) -> int:
+    import pandas as pd
+
+    value = record.properties["hs_appointment_start"]
+    return int(value) if str(value).isdigit() else int(pd.Timestamp(value).value // 1_000_000)
+
+
+def test_archive_by_search_archives_exactly_what_the_search_finds(busy_sim, tmp_path):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    records = list(busy_sim.store.appointments())
+    cancelled = [r for r in records if r.properties.get("hs_appointment_status") == "CANCELED"]
+    starts = sorted(_start_ms(r) for r in cancelled)
+    cutoff = starts[len(starts) // 2]  # half of the cancelled ones are older
+    old = {r.id for r in cancelled if _start_ms(r) < cutoff}
+    assert old and len(old) < len(cancelled)
+    operator = HubSpotAppointmentsArchiveOperator(task_id="clean_up", filter_groups=cancelled_before(cutoff),
+                                                  dry_run=True, dry_run_path=str(tmp_path / "plan.csv"))
+    planned = operator.execute({"ti": _TI()})
+    assert planned["actions"] == {"archive": len(old)}, planned
+    assert not [r for r in busy_sim.store.appointments() if r.archived]  # a dry run archives nothing
+
+    summary = HubSpotAppointmentsArchiveOperator(task_id="clean_up", filter_groups=cancelled_before(cutoff),
+                                                 checkpoint_path=None).execute({"ti": _TI()})
+    assert (summary["records"], summary["succeeded"], summary["failed"]) == (len(old), len(old), 0)
+    archived = {r.id for r in busy_sim.store.appointments(include_archived=True) if r.archived}
+    assert archived == old
+    again = HubSpotAppointmentsArchiveOperator(task_id="clean_up", filter_groups=cancelled_before(cutoff),
+                                               checkpoint_path=None).execute({"ti": _TI()})
+    assert again["records"] == 0  # a re-run finds nothing left to do
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"filter_groups": [{"filters": []}]}, "filter_groups[0] must be {'filters': [...]} with at least one filter"),
+    ({"filter_groups": "status=CANCELED"}, "filter_groups must be a non-empty list"),
+    ({"filter_groups": [{"filters": [{"value": "x"}]}]}, "each filter needs propertyName and operator"),
+    ({"modified_after": "2026-12-02", "modified_before": "2026-12-01"}, "modified_after"),
+])
+def test_a_search_that_cannot_be_right_fails_before_any_request(sim, arguments, message):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    with pytest.raises(HubSpotInputError, match=message.replace("[", r"\[").replace("{", r"\{")):
+        HubSpotAppointmentsArchiveOperator(task_id="clean_up", checkpoint_path=None, **arguments).execute({"ti": _TI()})
+    assert not requests_by_route(sim)
+
+
+def test_records_and_a_search_together_are_refused():
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    with pytest.raises(HubSpotInputError, match="not both"):
+        HubSpotAppointmentsArchiveOperator(task_id="clean_up", records=[{"id": "1"}],
+                                           filter_groups=cancelled_before(0))
