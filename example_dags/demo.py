@@ -252,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         if state != "success":
             failed.append("bulk backfill")
 
-        print("\n== Lifecycle: create bookings, associate with contacts, archive cancelled ==")
-        state, xcom = _run("hubspot_appointments_lifecycle", run_conf={"bookings_path": str(bookings)})
+        print("\n== Lifecycle: create bookings, associate with contacts, archive cancelled ones that started ==")
+        state, xcom = _run("hubspot_appointments_lifecycle", run_conf={"bookings_path": str(bookings),
+                                                                        "older_than_days": 0})
         for task_id in ("create_bookings", "associate_contacts", "archive_cancelled"):
             result = xcom.get(task_id) or {}
             print(f"  {task_id}: {result.get('succeeded', '?')} succeeded, {result.get('failed', '?')} failed"

@@ -5,13 +5,13 @@
    appointment is created twice. The id map (input row → new HubSpot id) is written for step 2.
 2. ``associate_contacts`` links each new appointment to its contact, resolving the appointment id
    from the booking's key through the id map.
-3. ``find_cancelled`` searches HubSpot for cancelled appointments — all of them, keyset-paged past
-   search's 10,000-result cap — and writes their ids to a file (not XCom: it may be millions of ids);
-   ``archive_cancelled`` archives the ids in that file.
+3. ``archive_cancelled`` archives the cancelled appointments that started more than
+   ``older_than_days`` (default 90) before the run: the archive operator searches for them itself,
+   keyset-paged past search's 10,000-result cap, so the ids never pass through XCom.
 4. ``report`` prints the per-record results: what succeeded and, for every failure, HubSpot's reason.
 
-Trigger with ``{"bookings_path": "/data/new_bookings.csv"}``: one row per booking with the appointment
-properties as columns plus ``contact_id``.
+Trigger with ``{"bookings_path": "/data/new_bookings.csv", "older_than_days": 90}``: one row per booking
+with the appointment properties as columns plus ``contact_id``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators.appointments import (
     HubSpotAppointmentsArchiveOperator,
     HubSpotAppointmentsAssociateOperator,
@@ -39,7 +38,10 @@ RUN_DIR = f"{DATA_DIR}/lifecycle/{{{{ run_id | replace(':', '_') | replace('+', 
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
-    params={"bookings_path": Param(str(DATA_DIR / "new_bookings.csv"), type="string")},
+    params={"bookings_path": Param(str(DATA_DIR / "new_bookings.csv"), type="string"),
+            "older_than_days": Param(90, type="integer",
+                                     description="archive cancelled appointments that started this many days "
+                                                 "before the run")},
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     tags=["hubspot", "appointments"],
 )
@@ -64,31 +66,16 @@ def hubspot_appointments_lifecycle() -> None:
         max_failed_ratio=0.2,
     )
 
-    @task
-    def find_cancelled(run_id: str | None = None) -> str:
-        """The ids of every cancelled appointment, found through HubSpot's search, in a Parquet file."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from airflow_provider_appointments.records.storage import published
-
-        client = HubSpotAppointmentsHook().get_conn()
-        canceled = {"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"}
-        path = f"{DATA_DIR}/lifecycle/{str(run_id).replace(':', '_').replace('+', '_')}/cancelled_ids.parquet"
-        schema = pa.schema([("id", pa.string())])
-        found = 0
-        with published(path) as handle, pq.ParquetWriter(handle, schema) as writer:
-            for page in client.iter_search_all([{"filters": [canceled]}], properties=["hs_appointment_status"]):
-                writer.write_table(pa.table({"id": [str(record["id"]) for record in page]}, schema=schema))
-                found += len(page)
-        print(f"{found} cancelled appointments → {path}")
-        return path
-
-    cancelled = find_cancelled()
+    # Cancelled appointments that started more than `older_than_days` before the run (epoch ms),
+    # found by a search keyset-paged past its 10,000-result cap and archived in batches of 100.
     archive = HubSpotAppointmentsArchiveOperator(
         task_id="archive_cancelled",
-        records=cancelled,
-        id_column="id",
+        filter_groups=[{"filters": [
+            {"propertyName": "hs_appointment_status", "operator": "EQ", "value": "CANCELED"},
+            {"propertyName": "hs_appointment_start", "operator": "LT",
+             "value": "{{ ((dag_run.run_after - macros.timedelta(days=params.older_than_days)).timestamp() * 1000)"
+                      " | int }}"},
+        ]}],
         failures_path=f"{RUN_DIR}/archive_failures.parquet",
     )
 

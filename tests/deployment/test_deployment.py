@@ -142,12 +142,20 @@ def test_deployment_is_up(deployment: Deployment) -> None:
 
 
 @pytest.mark.timeout(240)
+def _moment(value: str) -> datetime:
+    text = str(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, tz=timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_lifecycle_creates_each_booking_once(deployment: Deployment) -> None:
     contacts = contact_ids(deployment, limit=20)
     bookings_path = deployment.data / "new_bookings.csv"
     bookings = write_bookings(bookings_path, contacts, "DEPLOY", 20, bad_type_row=6, unknown_contact_row=11)
 
-    run_id, run = run_to_end(deployment, LIFECYCLE, {"bookings_path": str(bookings_path)}, timeout=180)
+    run_id, run = run_to_end(deployment, LIFECYCLE, {"bookings_path": str(bookings_path), "older_than_days": 0},
+                             timeout=180)
     assert_success(deployment, LIFECYCLE, run_id, run)
 
     created = deployment.api.xcom(LIFECYCLE, run_id, "create_bookings")
@@ -168,8 +176,13 @@ def test_lifecycle_creates_each_booking_once(deployment: Deployment) -> None:
         assert record["properties"]["hs_appointment_name"] == booking["hs_appointment_name"]
         if booking["contact_id"] != "999999999":
             assert record["associations"].get("contacts") == [booking["contact_id"]], (key, record["associations"])
-    assert not [a for a in appointments if a["properties"].get("hs_appointment_status") == "CANCELED"], \
-        "archive_cancelled left cancelled appointments active"
+    # older_than_days=0: every cancelled appointment that started before the run is archived, later ones stay.
+    started = deployment.api.dag_run(LIFECYCLE, run_id).get("run_after")
+    cutoff = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    cancelled = [a for a in appointments if a["properties"].get("hs_appointment_status") == "CANCELED"]
+    assert not [a for a in cancelled if _moment(a["properties"]["hs_appointment_start"]) < cutoff], \
+        "archive_cancelled left cancelled appointments that had started active"
+    assert deployment.api.xcom(LIFECYCLE, run_id, "archive_cancelled")["succeeded"] > 0
     duplicated = {key: len(records) for key, records in found.items() if len(records) > 1}
     assert not duplicated, duplicated
 

@@ -3,6 +3,7 @@ simulator."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def test_bulk_backfill_upserts_every_row_once_across_mapped_shards(run_dag, hubs
     assert len(keys) == len(set(keys)), "an appointment was written twice"
 
 
+def _start_ms(record) -> int:
+    value = str(record.properties["hs_appointment_start"])
+    return int(value) if value.isdigit() else int(pd.Timestamp(value).value // 1_000_000)
+
+
 def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simulator_factory, data_dir, monkeypatch):
     sim = hubspot_simulator_factory(seed_appointments=120)
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
@@ -117,12 +123,16 @@ def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simu
     })
     path = data_dir / "bookings.csv"
     bookings.to_csv(path, index=False)
-    cancelled_before = {r.id for r in sim.store.appointments(include_archived=False)
-                        if r.properties.get("hs_appointment_status") == "CANCELED"}
-    assert cancelled_before
+    now_ms = int(time.time() * 1000)
+    cancelled = [r for r in sim.store.appointments(include_archived=False)
+                 if r.properties.get("hs_appointment_status") == "CANCELED"]
+    # Two days back: cancelled appointments that started before that are archived, later ones stay.
+    cancelled_before = {r.id for r in cancelled if _start_ms(r) < now_ms - 2 * 86_400_000}
+    later = {r.id for r in cancelled} - cancelled_before
+    assert cancelled_before and later
 
     result = run_dag(DAGS / "hubspot_appointments_lifecycle.py", "hubspot_appointments_lifecycle",
-                     run_conf={"bookings_path": str(path)})
+                     run_conf={"bookings_path": str(path), "older_than_days": 2})
     assert result.state == "success", result.task_states()
     report = result.xcom("report")
     assert report["create"] == {"succeeded": 9, "failed": 1}
@@ -135,6 +145,7 @@ def test_lifecycle_creates_associates_archives_and_reports(run_dag, hubspot_simu
     linked = sim.store.associations_of("appointments", created["BOOKING-0"].id)["contacts"]
     assert int(contact_ids[0]) in linked
     assert all(sim.store.get("appointments", i).archived for i in cancelled_before)
+    assert not any(sim.store.get("appointments", i).archived for i in later)
 
 
 def test_warehouse_load_run_manually_without_a_logical_date_loads_the_last_interval(
