@@ -26,6 +26,32 @@ class AssociationEndpoints:
     def objects_path(self) -> str:
         raise NotImplementedError
 
+    # -- the records on the other side -----------------------------------------------------------
+    def find_object_ids(self, object_type: str, id_property: str,
+                        values: Sequence[str]) -> tuple[dict[str, str], dict[str, str], int]:
+        """Records of `object_type` (contacts, companies, deals …) by a unique property, e.g. contacts by
+        ``email``: batch reads, paced and retried like every request. Returns (value → record id, value
+        → why it was not found, requests)."""
+        path = self.objects_path.replace(f"/{OBJECT_TYPE}", f"/{segment(object_type)}", 1) + "/batch/read"
+        endpoint = BatchEndpoint(
+            "read", path, key=str, keep_records=True,
+            body=lambda keys: {"inputs": [{"id": key} for key in keys], "properties": [id_property],
+                               "idProperty": id_property},
+            result_key=lambda record: (record.get("properties") or {}).get(id_property))
+        wanted = list(dict.fromkeys(str(value) for value in values))
+        read = self.batches.run(endpoint, wanted)
+        found = {str((record.get("properties") or {}).get(id_property)): str(record["id"]) for record in read.records}
+        missing = {}
+        for outcome in read.outcomes:
+            value = wanted[outcome.index]
+            if value in found:
+                continue
+            missing[value] = (f"no {object_type} record with {id_property} {value!r}"
+                              if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else
+                              f"looking up {object_type} by {id_property} {value!r} failed: {outcome.category} "
+                              f"{outcome.message}")
+        return found, missing, read.requests
+
     # -- associations --------------------------------------------------------------------------
     def get_association_labels(self, to_object_type: str, from_object_type: str = OBJECT_TYPE) -> list[dict]:
         """The association types between appointments and `to_object_type` (``label`` absent = default)."""

@@ -281,6 +281,9 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
     :param to_object_type: object type for rows without a type column (e.g. ``contacts``).
     :param id_map: path of an id map written by the batch-create operator (templated).
     :param appointment_key: column holding the key the id map knows (e.g. ``external_appointment_id``).
+    :param to_object_id_property: ``to_object_id_column`` holds this unique property of the target
+        (e.g. ``email`` of contacts), not its id: ids are found by batch reads on the target object, and
+        a value no record holds fails its row naming it.
 
     Returns to XCom ``{"operation": "associate", "records", "succeeded", "failed", "created",
     "updated", "unchanged", "batches", "requests", "failures_path", "id_map_path"}``.
@@ -299,9 +302,11 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         association_type_id_column: str = "association_type_id",
         id_map: str | None = None,
         appointment_key: str | None = None,
+        to_object_id_property: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.to_object_id_property = to_object_id_property
         if id_map and not appointment_key:
             raise HubSpotInputError("id_map needs appointment_key: the column whose values the id map knows")
         self.to_object_type = to_object_type
@@ -313,6 +318,9 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         self.appointment_key = appointment_key
 
     key_name = "pair"
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "target_property": self.to_object_id_property}
 
     def key_columns(self) -> list[str]:
         return [self.appointment_key or self.appointment_id_column, self.to_object_type_column,
@@ -346,6 +354,7 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
         if self.to_object_type is None:
             self.require_columns(frame, self.to_object_type_column)
         inputs = WindowInputs()
+        targets = self._find_targets(run, frame)
         for position in range(len(frame)):
             row = window.row(position)
             source = row_key(frame[source_column].iloc[position])
@@ -363,6 +372,12 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
                     row, f"{appointment_id}->{target}", INVALID_INPUT,
                     f"row {row}: {self.to_object_id_column} or the object type is empty"))
                 continue
+            if self.to_object_id_property:  # a natural key: its record's id, found below for the window
+                target, unknown = self._resolved(targets, kind, target)
+                if unknown:
+                    inputs.settled.append(local_failure(row, f"{appointment_id}->{target}", OBJECT_NOT_FOUND,
+                                                        f"row {row}: {unknown}"))
+                    continue
             item: dict[str, Any] = {"appointment_id": appointment_id, "to_object_id": target}
             type_id = row_key(frame[self.association_type_id_column].iloc[position]) \
                 if self.association_type_id_column in frame.columns else None
@@ -375,6 +390,32 @@ class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
                 item["association_type_id"] = int(type_id)
             inputs.add(row, (kind, item))
         return inputs
+
+    def _find_targets(self, run: WriteRun, frame: pd.DataFrame) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        """With `to_object_id_property`: the window's target values looked up per object type, once each:
+        (object type, value) → (record id, None) or (None, why not found)."""
+        targets: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        if not self.to_object_id_property:
+            return targets
+        kinds = [row_key(value) or self.to_object_type for value in frame[self.to_object_type_column]] \
+            if self.to_object_type_column in frame.columns else [self.to_object_type] * len(frame)
+        wanted: dict[str, set[str]] = {}
+        for kind, value in zip(kinds, frame[self.to_object_id_column].tolist()):
+            if kind and (key := row_key(value)):
+                wanted.setdefault(kind, set()).add(key)
+        for kind, values in wanted.items():
+            found, missing, requests = run.client.find_object_ids(kind, self.to_object_id_property, sorted(values))
+            run.reads += requests
+            targets.update({(kind, value): (record_id, None) for value, record_id in found.items()})
+            targets.update({(kind, value): (None, reason) for value, reason in missing.items()})
+        return targets
+
+    def _resolved(self, targets: dict[tuple[str, str], tuple[str | None, str | None]], kind: str,
+                  value: str) -> tuple[str, str | None]:
+        """(the target's id, None), or (the value, why no record holds it)."""
+        record_id, reason = targets.get((kind, value), (None, f"no {kind} record with "
+                                                              f"{self.to_object_id_property} {value!r}"))
+        return (record_id, None) if record_id else (value, reason)
 
     def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         return [PlannedRow(position, f"{item['appointment_id']}->{item['to_object_id']}", "associate")

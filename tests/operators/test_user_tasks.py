@@ -204,3 +204,27 @@ def test_records_and_a_search_together_are_refused():
     with pytest.raises(HubSpotInputError, match="not both"):
         HubSpotAppointmentsArchiveOperator(task_id="clean_up", records=[{"id": "1"}],
                                            filter_groups=cancelled_before(0))
+
+
+# -- associations by a natural key ---------------------------------------------------------------------------
+def test_appointments_associate_with_contacts_by_email_and_an_unknown_email_is_named(sim, tmp_path):
+    import pandas as pd
+
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsAssociateOperator
+
+    contacts = list(sim.store.iter_records("contacts"))[:3]
+    appointments = [record.id for record in sim.store.appointments()][:4]
+    rows = pd.DataFrame({"appointment_id": [str(i) for i in appointments],
+                         "patient_email": [c.properties["email"] for c in contacts] + ["nobody@example.org"]})
+    summary = HubSpotAppointmentsAssociateOperator(
+        task_id="associate", records=rows, to_object_type="contacts", to_object_id_column="patient_email",
+        to_object_id_property="email", checkpoint_path=None, failures_path=str(tmp_path / "failures.parquet"),
+        max_failed_records=1).execute({"ti": _TI()})
+    assert (summary["succeeded"], summary["failed"]) == (3, 1)
+    for appointment, contact in zip(appointments, contacts):
+        assert contact.id in sim.store.associations_of("appointments", appointment)["contacts"]
+    failure = pd.read_parquet(tmp_path / "failures.parquet").iloc[0]
+    assert failure["input_row"] == 3 and failure["category"] == "OBJECT_NOT_FOUND"
+    assert failure["message"] == "row 3: no contacts record with email 'nobody@example.org'"
+    reads = sum(n for route, n in requests_by_route(sim).items() if route.endswith("/batch/read"))
+    assert reads == 1  # the window's emails in one batch read
