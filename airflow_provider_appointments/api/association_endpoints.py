@@ -33,23 +33,34 @@ class AssociationEndpoints:
         ``email``: batch reads, paced and retried like every request. Returns (value → record id, value
         → why it was not found, requests)."""
         path = self.objects_path.replace(f"/{OBJECT_TYPE}", f"/{segment(object_type)}", 1) + "/batch/read"
+
+        def matched(value: object) -> str:  # HubSpot keeps and matches emails in lower case
+            text = str(value).strip()
+            return text.casefold() if id_property == "email" else text
+
         endpoint = BatchEndpoint(
-            "read", path, key=str, keep_records=True,
+            "read", path, key=matched, keep_records=True,
             body=lambda keys: {"inputs": [{"id": key} for key in keys], "properties": [id_property],
                                "idProperty": id_property},
-            result_key=lambda record: (record.get("properties") or {}).get(id_property))
-        wanted = list(dict.fromkeys(str(value) for value in values))
-        read = self.batches.run(endpoint, wanted)
-        found = {str((record.get("properties") or {}).get(id_property)): str(record["id"]) for record in read.records}
+            result_key=lambda record: matched((record.get("properties") or {}).get(id_property)))
+        wanted = list(dict.fromkeys(str(value).strip() for value in values))
+        sent = list(dict.fromkeys(matched(value) for value in wanted))
+        read = self.batches.run(endpoint, sent)
+        by_match = {matched((record.get("properties") or {}).get(id_property)): str(record["id"])
+                    for record in read.records}
+        found = {value: by_match[matched(value)] for value in wanted if matched(value) in by_match}
         missing = {}
+        originals: dict[str, list[str]] = {}
+        for value in wanted:
+            originals.setdefault(matched(value), []).append(value)
         for outcome in read.outcomes:
-            value = wanted[outcome.index]
-            if value in found:
-                continue
-            missing[value] = (f"no {object_type} record with {id_property} {value!r}"
-                              if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else
-                              f"looking up {object_type} by {id_property} {value!r} failed: {outcome.category} "
-                              f"{outcome.message}")
+            for value in originals[sent[outcome.index]]:
+                if value in found:
+                    continue
+                missing[value] = (f"no {object_type} record with {id_property} {value!r}"
+                                  if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else
+                                  f"looking up {object_type} by {id_property} {value!r} failed: {outcome.category} "
+                                  f"{outcome.message}")
         return found, missing, read.requests
 
     # -- associations --------------------------------------------------------------------------

@@ -20,8 +20,11 @@ import pandas as pd
 from airflow_provider_appointments.api.timestamps import moment_forms, parse_forms
 
 DAY_MS = 86_400_000
-_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")  # the end of ISO 8601 text with an offset
-_EPOCH_DIGITS = re.compile(r"\d{10,}")
+# ISO 8601 text with an offset: a time of day, then Z or ±hh[:mm] ("2026-12-03" or "03-12-2026" has none).
+_OFFSET = re.compile(r"[T\s]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+_EPOCH_DIGITS = re.compile(r"-?\d{10,}")
+# A strptime format whose text carries its zone: %z / %Z, or a literal Z or UTC at its end.
+_ZONED_FORMAT = re.compile(r"%[zZ]|(?:Z|UTC)$")
 _NUMERIC_DATE = re.compile(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}")  # 01/02/2026, 1.2.26 …
 
 
@@ -66,14 +69,16 @@ def _naive(series: pd.Series, date_format: str | None) -> np.ndarray:
         return np.zeros(len(series), bool)
     if pd.api.types.is_datetime64_dtype(dtype):
         return np.ones(len(series), bool)
-    texts_naive = date_format is None or not ("%z" in date_format or "%Z" in date_format)
-    return np.fromiter((_is_naive(value, texts_naive) for value in series.tolist()), bool, len(series))
+    zoned_format = bool(date_format and _ZONED_FORMAT.search(date_format.strip()))
+    return np.fromiter((_is_naive(value, date_format, zoned_format) for value in series.tolist()), bool, len(series))
 
 
-def _is_naive(value: object, texts_naive: bool) -> bool:
+def _is_naive(value: object, date_format: str | None, zoned_format: bool) -> bool:
     if isinstance(value, str):
         text = value.strip()
-        return texts_naive and not _OFFSET.search(text) and not _EPOCH_DIGITS.fullmatch(text)
+        if date_format is not None:  # the format alone says whether its text carries a zone
+            return not zoned_format
+        return not _OFFSET.search(text) and not _EPOCH_DIGITS.fullmatch(text)
     if isinstance(value, datetime):
         return value.tzinfo is None
     return isinstance(value, (date, np.datetime64))

@@ -8,6 +8,7 @@ otherwise be as silent as no rule at all).
 from __future__ import annotations
 
 import difflib
+import re
 import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
@@ -51,27 +52,41 @@ def resolve_value_mapping(value_mapping: Mapping[str, Mapping[Any, Any]] | None,
     return maps
 
 
-def map_values(series: pd.Series, mapping: Mapping[Any, Any]) -> pd.Series:
-    """`series` with each value the map names replaced: matched as stripped text, then folded
-    (``"Cancelled "`` matches a key ``"cancelled"``); None as a replacement leaves the value missing."""
-    exact = {str(key).strip(): value for key, value in mapping.items()}
-    folded = {fold(str(key)): value for key, value in mapping.items()}
+def map_values(series: pd.Series, mapping: Mapping[Any, Any], multi_select: bool = False) -> pd.Series:
+    """`series` with each value the map names replaced: matched as text (numbers as numbers: ``1.0``
+    matches a key ``1``), then, for keys with letters, folded (``"Cancelled "`` matches ``"cancelled"``);
+    None as a replacement leaves the value missing. Multi-select values are mapped part by part."""
+    exact = {_canonical(key): value for key, value in mapping.items()}
+    folded = {fold(_canonical(key)): value for key, value in mapping.items() if _LETTER.search(_canonical(key))}
     values = series.to_numpy(dtype=object).copy()
     for position, value in enumerate(values.tolist()):
         if value is None or (isinstance(value, float) and value != value):
             continue
-        if isinstance(value, (list, tuple, np.ndarray)):  # a multi-select list: each part
-            values[position] = [_mapped(part, exact, folded) for part in value]
+        if isinstance(value, (list, tuple, np.ndarray)) or (multi_select and isinstance(value, str)):
+            parts = value.split(";") if isinstance(value, str) else value
+            values[position] = [_mapped(part, exact, folded) for part in parts]
         else:
             values[position] = _mapped(value, exact, folded)
     return pd.Series(values, index=series.index, dtype=object, name=series.name)
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _canonical(value: Any) -> str:
+    """A value as a map key matches it: stripped text; an integral float as its integer (``1.0`` → ``1``)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _mapped(value: Any, exact: Mapping[str, Any], folded: Mapping[str, Any]) -> Any:
-    text = str(value).strip()
+    text = _canonical(value)
     if text in exact:
         return exact[text]
-    return folded.get(fold(text), value)
+    if _LETTER.search(text):
+        return folded.get(fold(text), value)
+    return value
 
 
 def resolve_timezones(timezone: str | Mapping[str, str] | None, ambiguous: str, resolved: Mapping[str, str],

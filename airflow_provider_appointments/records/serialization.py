@@ -182,7 +182,7 @@ def serialize_column(
     """One column: its strings (None where missing) and the problems by row position."""
     series = series.reset_index(drop=True)  # positions, whatever the caller's index
     if value_map:
-        series = map_values(series, value_map)
+        series = map_values(series, value_map, multi_select=definition.multi_select)
     missing = _missing(series)
     kind = definition.type
     if kind == "number":

@@ -215,7 +215,10 @@ def test_appointments_associate_with_contacts_by_email_and_an_unknown_email_is_n
     contacts = list(sim.store.iter_records("contacts"))[:3]
     appointments = [record.id for record in sim.store.appointments()][:4]
     rows = pd.DataFrame({"appointment_id": [str(i) for i in appointments],
-                         "patient_email": [c.properties["email"] for c in contacts] + ["nobody@example.org"]})
+                         # HubSpot matches emails case-insensitively: an export's capitals still find the contact
+                         "patient_email": [contacts[0].properties["email"].upper(),
+                                           " " + contacts[1].properties["email"],
+                                           contacts[2].properties["email"], "nobody@example.org"]})
     summary = HubSpotAppointmentsAssociateOperator(
         task_id="associate", records=rows, to_object_type="contacts", to_object_id_column="patient_email",
         to_object_id_property="email", checkpoint_path=None, failures_path=str(tmp_path / "failures.parquet"),

@@ -143,3 +143,37 @@ def test_missing_values_stay_missing_with_a_zone():
     result = serialize_frame(frame, SCHEMA, timezone="Europe/Berlin")
     assert not result.errors and [row.get("start") for row in result.rows] == [None, None, None,
                                                                                berlin_ms("2026-12-03 14:30")]
+
+
+def test_naive_text_is_told_from_text_with_an_offset_only_after_a_time_of_day():
+    frame = pd.DataFrame({"start": ["2026-12-03", "2026-12-03T00:00", "2026-12-03T14:30:00-05:00",
+                                    "2026-12-03 14:30Z", "-1000000000000"]})
+    rows = serialize_frame(frame, SCHEMA, timezone="America/New_York").rows
+    utc = [pd.Timestamp(int(row["start"]), unit="ms", tz="UTC") for row in rows]
+    assert utc[0] == utc[1] == pd.Timestamp("2026-12-03T05:00Z")  # a date alone is a naive midnight too
+    assert utc[2] == pd.Timestamp("2026-12-03T19:30Z") and utc[3] == pd.Timestamp("2026-12-03T14:30Z")
+    assert rows[4]["start"] == "-1000000000000"  # epoch milliseconds are moments, even before 1970
+
+
+@pytest.mark.parametrize(("fmt", "text", "utc"), [
+    ("%Y%m%d-%H%M", "20261203-1430", "2026-12-03T19:30Z"),  # the trailing -1430 is no offset
+    ("%d-%m-%Y", "03-12-2026", "2026-12-03T05:00Z"),
+    ("%Y-%m-%d %H:%M UTC", "2026-12-03 14:30 UTC", "2026-12-03T14:30Z"),  # the format says UTC
+    ("%Y-%m-%d %H:%M%z", "2026-12-03 14:30+0100", "2026-12-03T13:30Z"),
+])
+def test_with_a_date_format_the_format_says_whether_text_carries_a_zone(fmt, text, utc):
+    rows = serialize_frame(pd.DataFrame({"start": [text]}), SCHEMA, date_format=fmt, timezone="America/New_York").rows
+    assert pd.Timestamp(int(rows[0]["start"]), unit="ms", tz="UTC") == pd.Timestamp(utc)
+
+
+def test_value_map_keys_match_numbers_as_numbers_and_fold_only_words():
+    frame = pd.DataFrame({"name": pd.Series([1.0, np.nan, -1, "1-2", "Room"], dtype=object)})
+    result = serialize_frame(frame, SCHEMA, value_mapping={"name": {1: "Room A", -1: None, "12": "twelve",
+                                                                    "ROOM": "Room B"}})
+    assert [row.get("name") for row in result.rows] == ["Room A", None, None, "1-2", "Room B"]
+
+
+def test_value_map_reaches_each_part_of_multi_select_text():
+    result = serialize_frame(pd.DataFrame({"services": ["blood;X-ray"]}), SCHEMA,
+                             value_mapping={"services": {"blood": "LAB"}})
+    assert result.rows == [{"services": "LAB;XRAY"}]
