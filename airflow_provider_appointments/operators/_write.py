@@ -84,7 +84,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         unless ``ambiguous`` is ``"earliest"`` or ``"latest"``.
     :param value_mapping: ``{column: {value: replacement}}`` applied before the type's rules, e.g.
         ``{"status": {"cancelled": "CANCELED"}}`` (matched as text, case, spaces and underscores aside;
-        ``None`` as a replacement leaves the property out). Enumerations also take an option's label.
+        ``None`` as a replacement makes the value missing). Enumerations also take an option's label.
 
     :param dry_run: validate and serialize every row as a real run would and read what exists, to
         report per row what would happen (``create``, ``update`` with the changed properties,

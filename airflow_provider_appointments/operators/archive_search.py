@@ -8,7 +8,9 @@ is no longer found, so the retry archives the rest.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -17,7 +19,12 @@ import pyarrow.parquet as pq
 from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.timestamps import modified_filters, parse_moment, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.operators.extract import check_window
+from airflow_provider_appointments.operators.extract import (
+    DEFAULT_MAX_SEARCH_WAIT,
+    DEFAULT_SEARCH_LAG,
+    check_wait,
+    check_window,
+)
 
 # HubSpot allows five filters per group; the keyset paging adds one (hs_object_id GT ...).
 MAX_OWN_FILTERS = 5
@@ -66,3 +73,17 @@ def write_found_ids(client: AppointmentsClient, groups: list[dict], path: str) -
             writer.write_table(pa.table({"id": [str(record["id"]) for record in page]}, schema=_IDS))
             found += len(page)
     return found
+
+
+def wait_for_search(log: Any, modified_before: Any) -> None:
+    """A window ending moments ago is searched once HubSpot's index holds its last writes (as the extract
+    does), or appointments modified in its last seconds would be missed by this run and the next."""
+    before = parse_moment(modified_before, "modified_before")
+    if before is None:
+        return
+    now = datetime.now(timezone.utc)
+    wait = check_wait(before, before + timedelta(seconds=DEFAULT_SEARCH_LAG), now, DEFAULT_MAX_SEARCH_WAIT)
+    if wait > 0:
+        log.info("archive: the window ends %s; HubSpot's search index lags writes, so it is searched in %.1f s",
+                 before.isoformat(), wait)
+        time.sleep(wait)

@@ -121,7 +121,11 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
 
     def _staging_name(self, context: Context, table: str) -> str:
         if self.staging_table:
-            return check_table_name(self.staging_table, "staging_table")
+            staging = check_table_name(self.staging_table, "staging_table")
+            if staging.rpartition(".")[2].casefold() == table.rpartition(".")[2].casefold():
+                raise HubSpotInputError(f"staging_table {staging!r} names the table {table!r} itself: the load drops "
+                                        "its staging table, so give it a name of its own")
+            return staging
         ti = context.get("ti")
         identity = "|".join(str(getattr(ti, name, "")) for name in ("dag_id", "task_id", "run_id", "map_index"))
         schema, _, name = table.rpartition(".")

@@ -21,7 +21,7 @@ from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
-from airflow_provider_appointments.operators.archive_search import search_groups, write_found_ids
+from airflow_provider_appointments.operators.archive_search import search_groups, wait_for_search, write_found_ids
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.steps import KeyedByUniqueValue, planned_write
@@ -167,6 +167,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         if not self.searches:
             return super().execute(context)
         groups = search_groups(self.filter_groups, self.modified_after, self.modified_before)
+        wait_for_search(self.log, self.modified_before)
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         with tempfile.TemporaryDirectory(prefix="hubspot-archive-search-") as folder:
             path = f"{folder}/found_ids.parquet"

@@ -71,6 +71,13 @@ class SqlLoad:
             if existing is None:
                 raise HubSpotInputError(f"table {self.statements.table} cannot be read after creating it")
         missing = missing_columns(self.statements.columns, existing)
+        loaded = {column.name.casefold() for column in self.statements.columns}
+        others = [name for name in existing if name.casefold() not in loaded]
+        if others and not self.statements.dialect.upsert:  # delete-then-insert would empty those columns
+            raise HubSpotInputError(
+                f"table {self.statements.table} has columns the load does not write ({', '.join(others)}); on this "
+                f"database ({self.statements.dialect.name}) the merge deletes and re-inserts changed rows, which "
+                "would empty them. Load into a table of its own and join, or add the properties to `properties`")
         if missing:
             names = ", ".join(column.name for column in missing)
             fixes = "; ".join(self.statements.add_column(column) for column in missing)
