@@ -14,7 +14,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from airflow_provider_appointments.transport.pacing import UTILIZATION, Pacer
+from airflow_provider_appointments.transport.pacing import Pacer
 
 LIMIT, WINDOW_S = 300, 10.0
 
@@ -58,9 +58,14 @@ class Account:
 
     def window_use(self, start: float, end: float, step: float = 0.05) -> float:
         """Mean fill of the rolling window (admitted in the trailing 10 s over the limit) over [start, end]."""
-        samples = [sum(1 for t in self.admitted if moment - WINDOW_S < t <= moment) / self.limit
-                   for moment in _frange(start, end, step)]
-        return sum(samples) / len(samples)
+        total, samples, low, high = 0, 0, 0, 0
+        for moment in _frange(start, end, step):  # admitted times are sorted: two pointers
+            while high < len(self.admitted) and self.admitted[high] <= moment:
+                high += 1
+            while low < high and self.admitted[low] <= moment - WINDOW_S:
+                low += 1
+            total, samples = total + high - low, samples + 1
+        return total / samples / self.limit
 
 
 def _frange(start: float, end: float, step: float) -> list[float]:
@@ -90,7 +95,8 @@ def simulate(processes: list[tuple[float, int]], *, concurrency: int = 8, latenc
     rng = random.Random(seed)
     clock = Clock()
     account = account or Account()
-    procs = [Process(Pacer(None, clock=clock, sleep=would_wait), todo, start) for start, todo in processes]
+    procs = [Process(Pacer(None, clock=clock, sleep=would_wait, rng=random.Random(seed * 1000 + index)), todo, start)
+             for index, (start, todo) in enumerate(processes)]
     events: list[tuple[float, int, str, int, float, dict]] = []  # (when, order, what, process, sent at, headers)
     order = 0
 
