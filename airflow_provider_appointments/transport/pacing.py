@@ -17,8 +17,10 @@ those headers. `Pacer` paces one process:
 - **Present rate.** The window's count tells what was sent over the last 10 s; to hand over at once
   when a peer stops (or to hold back when one starts) the process also estimates the account's rate
   *now*: its own rate, plus how fast the others' count grows, plus what of it leaves the window (what
-  they sent a window earlier, as estimated then). It closes its part (its share) of the gap between
-  that rate and the target within about half a second, and settles on its share over a few seconds.
+  they sent a window earlier, as estimated then). It closes its part of the gap between that rate
+  and the target (its part of the present rate, or its share of the window if larger) within about
+  half a second, and settles on its share of the target over a few seconds. Those that remain after a
+  peer stops thus take over its part at once, not only as its requests leave the window.
 - **Start.** Processes started together probe once each after a random delay (at most 0.25 s), so
   their first sends are spread; then every one of them ramps on the same clock (doubling every 0.3 s
   from the least share), and how far the count has grown beyond what one of them sent tells how many
