@@ -185,6 +185,7 @@ class HubSpotTransport:
                 allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            limiter.abandon(sent_at)  # no answer to learn from, but no longer in flight either
             self._count(retried=attempt > 1)
             probe = None if self._answered else self._expects_tls
             return classify_exception(exc, self.base_url, connect_timeout_s=self.timeout[0], probe_tls=probe)

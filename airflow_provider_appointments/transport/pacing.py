@@ -1,83 +1,110 @@
 """Client-side pacing: stay under the account's budget instead of living on 429s.
 
-HubSpot counts requests per account in a rolling window (10 s for most endpoints, 1 s for search).
-`Pacer` keeps the send times of this process in the same window and also listens to HubSpot's
-``X-HubSpot-RateLimit-Max`` / ``-Remaining`` headers. The server's count includes every other
-process using the same account, so:
+HubSpot counts an account's requests in a rolling window (10 s for most endpoints, 1 s for search)
+and tells every answer's sender ``X-HubSpot-RateLimit-Max`` and ``-Remaining``. Several processes
+(the mapped shards of a backfill) may share the account; each learns about the others only from
+those headers. `Pacer` paces one process:
 
-1. ``foreign`` = what the server counted beyond this process's own sends (smoothed); this process
-   lets itself use ``ceiling - foreign`` of the window, so N processes converge on sharing it;
-2. ``ceiling`` = how full this process lets the whole account's window get. It adapts to every
-   answer's ``Remaining`` (AIMD, as TCP does with its window): it creeps up by a small step while
-   Remaining shows room, and is cut by a factor when Remaining nears zero (or on a 429) -- at most
-   once per round trip, as answers to requests sent before a cut cannot show its effect. Alone,
-   Remaining never nears zero, so a lone process stays at ``utilization``; processes sharing an
-   account find how much of the budget their in-flight requests let them use without 429s, instead of
-   leaving a fixed fraction of it unused;
-3. ``estimated remaining`` = the last ``Remaining`` seen, plus what has aged out of the window
-   since, minus ``reserve``; this process may spend only its share of it (its sends over all sends
-   that answer counted; while sharing, only half of that) before the next answer tells it more.
+- **Even sends.** Requests leave one by one at the process's *rate*, spaced ``1 / rate`` apart with
+  ±20 % jitter, never as bursts; in-flight requests are capped at what that rate needs over two round
+  trips, so a slow answer cannot make every worker thread send at once.
+- **Share.** The process's share of the account is its own sends that an answer counted over the
+  count HubSpot reported (each less half a request: an answer always comes right after its own send
+  was counted), as a ratio of decayed sums. These shares sum to one over the processes, so each
+  settling on ``share × target`` fills the account to the target (``utilization`` of the limit) for
+  any number of processes. A count under or over the target adds or takes ``ROOM`` of the difference
+  per window.
+- **Present rate.** The window's count tells what was sent over the last 10 s; to hand over at once
+  when a peer stops (or to hold back when one starts) the process also estimates the account's rate
+  *now*: its own rate, plus how fast the others' count grows, plus what of it leaves the window (what
+  they sent a window earlier, as estimated then). It closes its part of the gap between that rate
+  and the target (its part of the present rate, or its share of the window if larger) within about
+  half a second, and settles on its share of the target over a few seconds. Those that remain after a
+  peer stops thus take over its part at once, not only as its requests leave the window.
+- **Start.** Processes started together probe once each after a random delay (at most 0.25 s), so
+  their first sends are spread; then every one of them ramps on the same clock (doubling every 0.3 s
+  from the least share), and how far the count has grown beyond what one of them sent tells how many
+  are on the ramp: each stops at the even split. A process that finds the account already busy skips
+  the ramp and starts from a bootstrap share, so it gets going within a window.
+- **Edges.** Remaining near zero cuts the rate once per round trip; a 429 pauses the process
+  (``penalize``) and cuts it too. A process never sends more than ``utilization`` of the limit in a
+  window, whatever it has learned; a lone process (share one) aims a little higher than one sharing.
 
-Everything is pure arithmetic on an injectable clock, so it is tested without a server.
+Search has its own per-second budget and answers without these headers: `Pacer.for_search` paces it
+evenly at the budget, no probe, no ramp. Everything is arithmetic on an injectable clock, so it is
+tested without a server (tests/transport/test_pacing.py simulates processes sharing an account).
 """
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-# Aim a little under the budget: HubSpot stamps requests on arrival, clocks differ, and a 429 costs
-# a whole window of waiting. The upper bound of the adaptive ceiling, where a lone process runs (its
-# own count is exact, so it needs little margin; sharing processes are held back by the cuts below).
-UTILIZATION = 0.98
+# Target fill of the account's window while sharing it: headroom for arrival jitter and the others'
+# requests in flight, which no answer has counted yet.
+UTILIZATION = 0.97
+# A lone process knows every request in the window (they are its own), so it may aim higher.
+LONE_UTILIZATION = 0.98
 # Never drive the account's Remaining below this: other clients may need a request or two.
 RESERVE = 2
 # How much later than its send a request reaches HubSpot's counter.
 TRANSIT_S = 0.2
 # Search's own budget is per second and answers carry no headers to learn from: pace it exactly.
 SEARCH_WINDOW_S, SEARCH_TRANSIT_S = 1.0, 0.05
-# Weight of the newest reading of other clients' usage (answers arrive out of order; bursts come and go).
-FOREIGN_SMOOTHING = 0.4
-# While sharing, spend at most this fraction of this process's share of the last Remaining before the
-# next answer: the others' requests in flight are not in that count yet, so approach the edge
-# halfway per answer instead of all the way.
-GUARD = 0.5
-# -- the adaptive ceiling (fractions of the limit) --
-# Additive increase per answer that shows room: small, so processes sharing an account approach the
-# edge over a few seconds (a few dozen answers each) rather than all jumping at it together.
-CEILING_STEP = 0.004
-# Multiplicative decrease when Remaining nears zero: enough to absorb what the clients still have
-# in flight, not so much that the budget sits idle while the ceiling climbs back (0.85 lost more to
-# the climb than it saved in the simulations of tests/transport/test_pacing.py).
-CEILING_CUT = 0.9
-# Lowest ceiling: below half the budget, the cuts come from something other than sharing (a burst
-# of injected 429s, another app's spike) and starving would not help.
-CEILING_FLOOR = 0.5
-# "Nears zero": Remaining at or below this fraction of the limit (at least reserve + 1), or at or
-# below what is already on its way (see _adapt). Must stay under the room a lone process at
-# ``utilization`` leaves, or a lone process would cut itself.
+# The first probe waits a random delay up to this: processes started together do not all send at once.
+PROBE_DELAY_S = 0.25
+# The least share a process claims (and where the ramp starts): a newcomer must be able to get going.
+LEAST_SHARE = 1 / 32
+# A process that finds the account busy claims this share for its first window (there is no ramp to
+# tell it how many others there are); the others make room as their shares of the count shrink.
+BOOTSTRAP_SHARE = 1 / 8
+# "Busy": the first answer's count is above this fraction of the limit (a common start has sent little).
+BUSY = 0.5
+# Spacing between sends varies by this fraction either way: processes must not fall into lockstep.
+JITTER = 0.2
+# In-flight cap: what the rate needs over this many round trips (plus one).
+FLIGHT_RTTS = 2.0
+# Decay time of the share's sums: long enough to smooth single answers, short against the window.
+SHARE_HORIZON_S = 1.0
+# The ramp doubles every this many seconds: slow enough that the counts tell the crowd before overshoot.
+DOUBLING_S = 0.3
+# Half a request: an answer's own send was counted just before it (see the module docstring).
+HALF = 0.5
+# The gap to the target rate is closed within this time (a few answers even at 24 processes).
+TRACK_S = 0.5
+# Fraction of the rate gap closed per TRACK_S: less than all of it, as the estimate is noisy.
+DERIV = 0.7
+# The rate settles on share × target within this time.
+ANCHOR_S = 2.0
+# Fraction of the count's distance from the target added to (or taken from) the rate per window.
+ROOM = 0.5
+# The others' count's growth is measured over this span of answers.
+SLOPE_S = 2.0
+# What leaves the window is the estimate of a window ago blended with the uniform one by this
+# much: an error in an estimate must not come back every window for ever.
+LEAK = 0.2
+# Remaining at or below this fraction of the limit (at least reserve + 1) counts as "near zero".
 LOW_WATER = 0.01
+# Multiplicative cut when Remaining nears zero or after a 429.
+CUT = 0.8
 
 
 class Pacer:
-    """Blocks `acquire()` until one more request fits the budget (the simulator limits; this paces).
+    """Blocks `acquire()` until this process may send its next request (the simulator limits; this paces).
 
-    :param limit: requests allowed per window; None learns it from ``X-HubSpot-RateLimit-Max``
-        (and does not pace until then).
+    :param limit: requests allowed per window; None learns it from ``X-HubSpot-RateLimit-Max``.
     :param window_s: the rolling window (10 s, or 1 s for search).
-    :param utilization: fraction of the budget to aim for at most (headroom for clock skew); the
-        adaptive ceiling starts here and never rises above it.
+    :param utilization: target fill of the account's window while sharing it.
     :param reserve: never drive the server's remaining count below this many requests.
-    :param transit_s: a send counts this much longer than the window: the server stamps a request
-        when it arrives, later than this process sent it.
-    :param ceiling_step: additive increase of the ceiling per answer with room (fraction of the limit).
-    :param ceiling_cut: multiplicative decrease of the ceiling when Remaining nears zero or on a 429.
-    :param ceiling_floor: the lowest ceiling (fraction of the limit).
-    :param low_water: Remaining at or below this fraction of the limit counts as "near zero".
+    :param transit_s: a send counts this much longer than the window (the server stamps arrivals).
+    :param adaptive: learn from the rate-limit headers (probe, ramp, share); False paces at the limit.
     :param clock: monotonic clock (injectable for tests).
     :param sleep: sleep function (injectable for tests).
+    :param rng: randomness of the probe delay and the spacing jitter (seeded in tests).
     """
 
     def __init__(
@@ -88,91 +115,199 @@ class Pacer:
         utilization: float = UTILIZATION,
         reserve: int = RESERVE,
         transit_s: float = TRANSIT_S,
-        ceiling_step: float = CEILING_STEP,
-        ceiling_cut: float = CEILING_CUT,
-        ceiling_floor: float = CEILING_FLOOR,
-        low_water: float = LOW_WATER,
+        adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
         self.utilization = utilization
+        self.lone_utilization = min(1.0, utilization + LONE_UTILIZATION - UTILIZATION) if adaptive else utilization
         self.reserve = reserve
         self.transit_s = transit_s
-        self.ceiling_step = ceiling_step
-        self.ceiling_cut = ceiling_cut
-        self.ceiling_floor = min(ceiling_floor, utilization)
-        self.low_water = low_water
+        self.adaptive = adaptive
         self._clock = clock
         self._sleep = sleep
+        self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()
-        self._foreign = 0.0
-        self._ceiling = utilization
-        self._cut_at = float("-inf")  # when the ceiling was last cut
-        self._observed: tuple[float, int, int] | None = None  # (sent at, remaining, used) of the latest answer
-        self._share = 1.0  # this process's part of the latest answer's count
+        self._sent: deque[float] = deque()  # own send times within the window (and transit)
+        self._flight: list[float] = []  # send times of requests not answered yet
+        self._rate: float | None = None  # requests per second; None until known
+        self._last_at: float | None = None
+        self._spacing = 1.0  # the next gap, in units of 1 / rate
+        self._first_call: float | None = None
+        self._probe_at = 0.0
+        self._answered = False
+        self._rtt = 0.1
+        self._mine_sum = self._used_sum = 0.0
+        self._share_at = 0.0
+        self._updated_at = 0.0
+        self._slow_start = True
+        self._busy = False
+        self._cap = math.inf  # the ramp's ceiling: the even split of the processes on it
+        self._ramped, self._ramped_at = 0.0, math.nan  # integral of the ramp's rate: one process's sends
+        self._counts: deque[tuple[float, int]] = deque()  # (sent at, the others' count) of recent answers
+        self._history: deque[tuple[float, float]] = deque()  # (sent at, the others' estimated rate)
+        self._cut_at = -math.inf
         self._blocked_until = 0.0
 
     @classmethod
     def for_search(cls, per_second: int) -> Pacer:
         """The pacer of the search endpoints' per-second budget."""
-        return cls(per_second, window_s=SEARCH_WINDOW_S, utilization=1.0, reserve=0, transit_s=SEARCH_TRANSIT_S)
+        return cls(per_second, window_s=SEARCH_WINDOW_S, utilization=1.0, reserve=0, transit_s=SEARCH_TRANSIT_S,
+                   adaptive=False)
 
     @property
-    def ceiling(self) -> float:
-        """How full (fraction of the limit) this process currently lets the account's window get."""
-        return self._ceiling
+    def share(self) -> float:
+        """This process's estimated share of the account's window (1 before any answer)."""
+        return self._mine_sum / self._used_sum if self._used_sum > 0 else 1.0
 
-    # -- arithmetic (call with the lock held) --------------------------------------------------
+    @property
+    def rate(self) -> float | None:
+        """The present rate allowance (requests per second), None while it is not known."""
+        with self._lock:
+            return self._rate_at(self._clock())
+
+    def _target(self, share: float = 0.0) -> float:
+        """The account's target rate (requests per second) as seen by a process with this share."""
+        assert self.limit
+        fill = self.utilization + (self.lone_utilization - self.utilization) * share ** 2
+        return fill * self.limit / self.window_s
+
+    # -- sending (call with the lock held) -----------------------------------------------------
     def _expire(self, now: float) -> None:
-        while self._sent and now - self._sent[0] >= self.window_s + self.transit_s:
+        horizon = self.window_s + self.transit_s
+        while self._sent and now - self._sent[0] >= horizon:
             self._sent.popleft()
+        while self._flight and now - self._flight[0] >= horizon:
+            self._flight.pop(0)  # no answer within a window and nobody said so: lost
 
-    def _own_since(self, moment: float) -> int:
-        """Requests this process sent after the one sent at `moment` (which the server already counted)."""
-        return max(0, sum(1 for sent in self._sent if sent >= moment) - 1)
+    def _rate_at(self, now: float) -> float | None:
+        """The rate in force: fixed without headers; while ramping, the ramp's, on the shared clock."""
+        if not self.adaptive:
+            return self.limit * self.utilization / self.window_s if self.limit else None
+        if not self._slow_start or self._rate is None or self._first_call is None or not self.limit:
+            return self._rate
+        return min(self._cap, self._ramp_rate(now))
+
+    def _ramp_rate(self, now: float) -> float:
+        began = (now if self._first_call is None else self._first_call) + PROBE_DELAY_S + 2 * self._rtt
+        return self._target() * LEAST_SHARE * 2 ** (max(0.0, now - began) / DOUBLING_S)
 
     def _delay(self, now: float) -> float:
-        """0 when a request may go now, else how long to wait before checking again."""
+        """0 when a request may go now, else how long to wait before asking again."""
         if now < self._blocked_until:
             return self._blocked_until - now
-        if not self.limit:
-            return 0.0
         self._expire(now)
-        age = now - self._observed[0] if self._observed is not None else 0.0
-        # Other clients' share is kept until an answer says otherwise: letting it fade while this
-        # process waits would make every waiting process burst at once when it expires.
-        allowed = max(1.0, self.limit * self._ceiling - self._foreign)
-        if len(self._sent) >= allowed:
+        if self.adaptive and not self._answered:  # one probe, after a random delay, until an answer
+            if self._first_call is None:
+                self._first_call = now
+                self._probe_at = now + self._rng.uniform(0.0, PROBE_DELAY_S)
+            if self._flight:
+                return max(0.001, self._flight[0] + self.window_s + self.transit_s - now)
+            return max(0.0, self._probe_at - now)
+        if self.limit and len(self._sent) >= self.lone_utilization * self.limit:
             return max(0.001, self._sent[0] + self.window_s + self.transit_s - now)
-        if self._observed is not None and age < self.window_s:
-            sent_at, remaining, used = self._observed
-            aged_out = 0.5 * used * age / self.window_s  # half the linear estimate: others send in bursts too
-            # Every client sharing the account sees the same Remaining: take only this process's
-            # share of it (its part of that answer's count), or N processes would each spend all of it.
-            spend = (remaining + aged_out - self.reserve) * self._share * (GUARD if self._foreign >= 1 else 1.0)
-            if self._own_since(sent_at) >= spend:
-                return max(0.001, self.window_s / self.limit)
-        return 0.0
+        rate = self._rate_at(now)
+        if not rate or self._last_at is None:
+            return 0.0
+        if self.adaptive and len(self._flight) >= 1 + math.ceil(rate * FLIGHT_RTTS * self._rtt):
+            return max(0.001, self._rtt / 4)
+        return max(0.0, self._last_at + self._spacing / rate - now)
 
-    def _cut(self, sent_at: float) -> None:
-        """Multiplicative decrease, once per round trip: answers to requests sent before the last cut
-        still show the load from before it, and cutting again for each of them would starve."""
-        if sent_at > self._cut_at:
-            self._ceiling = max(self.ceiling_floor, self._ceiling * self.ceiling_cut)
-            self._cut_at = self._clock()
+    def _sent_now(self, now: float) -> None:
+        self._sent.append(now)
+        self._flight.append(now)
+        # The next gap is drawn now and applied at the rate in force when it is due.
+        self._spacing = self._rng.uniform(1 - JITTER, 1 + JITTER) if self.adaptive else 1.0
+        self._last_at = now
 
-    def _adapt(self, remaining: int, maximum: int, sent_at: float, mine: int) -> None:
-        """AIMD on the ceiling from one answer's Remaining."""
-        # What is already on its way and not in this count yet: this process's later sends, and as
-        # many again per own request for the other clients (their share of the window alike).
-        in_flight = self._own_since(sent_at) * (mine + self._foreign) / max(1, mine)
-        if remaining <= max(self.reserve + 1, self.low_water * maximum, self.reserve + in_flight):
-            self._cut(sent_at)
+    def _land(self, sent_at: float, now: float) -> None:
+        """A request ended: no longer in flight; its round trip updates the estimate."""
+        try:
+            self._flight.remove(sent_at)
+        except ValueError:
+            return
+        sample = max(0.001, now - sent_at)
+        self._rtt = 0.8 * self._rtt + 0.2 * sample if self._answered else sample
+
+    # -- learning (call with the lock held) ----------------------------------------------------
+    def _learn(self, sent_at: float, now: float, used: int, remaining: int) -> None:
+        """One answer's count: update the share and the rate."""
+        mine = sum(1 for sent in self._sent if sent_at - self.window_s < sent <= sent_at)
+        decay = math.exp(-(now - self._share_at) / SHARE_HORIZON_S)
+        self._mine_sum = self._mine_sum * decay + max(0.0, mine - HALF)
+        self._used_sum = self._used_sum * decay + max(used, mine, 1) - HALF
+        self._share_at = now
+        if self._rate is None:
+            self._rate, self._updated_at = self._target() * LEAST_SHARE, now
+            self._busy = used > BUSY * (self.limit or 0)  # others were sending before this process began
+            self._ramped_at = now
+        young = self._first_call is not None and now - self._first_call < self.window_s
+        share = max(self.share, LEAST_SHARE, BOOTSTRAP_SHARE if self._busy and young else 0.0)
+        target = self._target(share)
+        dt, self._updated_at = min(1.0, now - self._updated_at), now
+        present = self._present_rate(sent_at, used - mine)
+        gap = target - present
+        if self._slow_start:
+            rate = self._ramp(sent_at, now, used, mine)
         else:
-            self._ceiling = min(self.utilization, self._ceiling + self.ceiling_step)
+            span = self.window_s if self._busy or not young else max(self._rtt, now - (self._first_call or 0.0))
+            room = self.utilization * (self.limit or 0) * span / self.window_s - used
+            goal = share * max(0.0, target + ROOM * room / self.window_s)
+            # This process's part of the gap to the target rate, soon; its share of the target, later.
+            part = max(share, self._rate / present) if present > 0 else share  # of the account's rate now
+            rate = self._rate + part * DERIV * gap * min(1.0, dt / TRACK_S) \
+                + (goal - self._rate) * min(1.0, dt / ANCHOR_S)
+        if remaining <= max(self.reserve + 1, LOW_WATER * (self.limit or 0)) and sent_at > self._cut_at:
+            rate *= CUT  # once per round trip: older answers still show the load from before the cut
+            self._cut_at, self._slow_start = now, False
+        self._rate = min(target, max(self._target() * LEAST_SHARE, rate))
+
+    def _present_rate(self, sent_at: float, foreign: int) -> float:
+        """The account's sending rate now: this process's, and the growth of the others' count plus what
+        of it is leaving the window (what they sent a window earlier, as estimated then)."""
+        counts, history = self._counts, self._history
+        counts.append((sent_at, foreign))
+        while len(counts) > 2 and sent_at - counts[1][0] >= SLOPE_S:
+            counts.popleft()
+        then, before = counts[0]
+        if sent_at - then < SLOPE_S / 2:
+            return self._target(self.share)  # too soon to tell: no correction
+        while len(history) > 1 and history[1][0] <= sent_at - self.window_s:
+            history.popleft()
+        if history and history[0][0] <= sent_at - self.window_s:
+            leaving = history[0][1]
+        else:  # before this process's first answers: as busy as now, or idle (a common start)
+            leaving = foreign / self.window_s if self._busy else 0.0
+        leaving = (1 - LEAK) * leaving + LEAK * foreign / self.window_s
+        others = max(0.0, (foreign - before) / (sent_at - then) + leaving)
+        history.append((sent_at, others))
+        return (self._rate or 0.0) + others
+
+    def _ramp(self, sent_at: float, now: float, used: int, mine: int) -> float:
+        """Slow start on one clock for every process started together; their counts tell how many they are."""
+        assert self._rate is not None
+        if self._busy:  # no common ramp to read: start from the bootstrap share
+            self._slow_start = False
+            self._mine_sum = self._used_sum * BOOTSTRAP_SHARE
+            return self._target() * BOOTSTRAP_SHARE
+        ramp = self._ramp_rate(now)
+        in_force = min(self._cap, ramp)
+        self._ramped += in_force * (now - self._ramped_at)
+        self._ramped_at = now
+        expected = 1 + max(0.0, self._ramped - in_force * (now - sent_at))  # the probe, then the ramp
+        # The others' part of the count over what one of them has sent by now (a count trails the
+        # ramp's integral by half a send; this process's own has just grown by one).
+        crowd = 1 + max(0, used - mine) / max(HALF, expected - HALF)
+        self._cap = self._target() / crowd
+        began = (self._first_call or 0.0) + PROBE_DELAY_S + 2 * self._rtt  # every probe counted by then
+        if ramp < self._cap or sent_at < began:
+            return min(ramp, self._cap)
+        self._slow_start = False
+        self._mine_sum = self._used_sum / crowd  # start the share from the even split
+        return self._cap
 
     # -- the API -------------------------------------------------------------------------------
     def idle(self) -> bool:
@@ -189,45 +324,40 @@ class Pacer:
                 now = self._clock()
                 delay = self._delay(now)
                 if delay <= 0:
-                    self._sent.append(now)
+                    self._sent_now(now)
                     return now
             self._sleep(min(delay, 0.5))
 
-    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
-        """Learn from an answer's rate-limit headers (absent on search answers: then nothing to learn)."""
-        maximum = headers.get("X-HubSpot-RateLimit-Max")
-        remaining = headers.get("X-HubSpot-RateLimit-Remaining")
-        if maximum is None or remaining is None:
-            return
-        try:
-            maximum_i, remaining_i = int(maximum), int(remaining)
-        except ValueError:
-            return
-        interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+    def abandon(self, sent_at: float) -> None:
+        """The request sent at `sent_at` ended without an answer (connection error, timeout)."""
         with self._lock:
+            self._land(sent_at, self._clock())
+
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        """Learn from an answer: its round trip, and its rate-limit headers (absent on search answers)."""
+        with self._lock:
+            now = self._clock()
+            self._land(sent_at, now)
+            self._answered = True
+            if not self.adaptive:
+                return
+            maximum, remaining = headers.get("X-HubSpot-RateLimit-Max"), headers.get("X-HubSpot-RateLimit-Remaining")
+            try:
+                maximum_i, remaining_i = int(maximum or ""), int(remaining or "")
+            except ValueError:
+                return
             if self.limit is None or self.limit > maximum_i:
                 self.limit = maximum_i
+            interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
             if interval and interval.isdigit():
                 self.window_s = int(interval) / 1000
-            used = maximum_i - remaining_i
-            # This process's sends the server counted with this one: sent before it, less than a window
-            # earlier (as latencies are alike). Older ones left HubSpot's window already: counting them
-            # as "mine" would hide other clients' requests right when bursts expire together.
-            mine = sum(1 for sent in self._sent if sent_at - self.window_s < sent <= sent_at)
-            foreign = max(0.0, used - mine)
-            # Smooth: answers arrive out of order and other processes' bursts come and go.
-            self._foreign = foreign if self._observed is None else \
-                (1 - FOREIGN_SMOOTHING) * self._foreign + FOREIGN_SMOOTHING * foreign
-            self._adapt(remaining_i, maximum_i, sent_at, mine)
-            if self._observed is None or sent_at >= self._observed[0]:
-                self._observed = (sent_at, remaining_i, used)
-                self._share = max(1, mine) / max(1, mine, used)
+            self._learn(sent_at, now, maximum_i - remaining_i, remaining_i)
 
     def penalize(self, seconds: float) -> None:
         """After a 429 nobody in this process sends for `seconds` (the server said the window is full)."""
         with self._lock:
             now = self._clock()
             self._blocked_until = max(self._blocked_until, now + seconds)
-            self._foreign = max(self._foreign, (self.limit or 0) * 0.25)
-            if now - self._cut_at > self.transit_s:  # observe() may have cut for this very 429 already
-                self._cut(now)
+            if self._rate is not None and now - self._cut_at > self.transit_s:  # observe() may have cut already
+                self._rate = max(self._rate * CUT, self._target() * LEAST_SHARE) if self.limit else self._rate
+                self._cut_at = now

@@ -4,7 +4,8 @@
 simulator does; `simulate` runs N processes, each with `concurrency` workers sending `requests`
 requests through its own `Pacer`, as events on one fake clock. A worker asks its pacer with
 ``acquire()``; the pacer's ``sleep`` raises `WouldWait` instead of blocking, so the worker tries
-again when the pacer said (acquire changes nothing before it sleeps).
+again when the pacer said (acquire changes nothing before it sleeps). Latencies and the pacers'
+jitter are seeded: every run is deterministic, and the figures are checked over several seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from airflow_provider_appointments.transport.pacing import UTILIZATION, Pacer
+import pytest
+
+from airflow_provider_appointments.transport.pacing import LEAST_SHARE, UTILIZATION, Pacer
 
 LIMIT, WINDOW_S = 300, 10.0
 
@@ -58,9 +61,14 @@ class Account:
 
     def window_use(self, start: float, end: float, step: float = 0.05) -> float:
         """Mean fill of the rolling window (admitted in the trailing 10 s over the limit) over [start, end]."""
-        samples = [sum(1 for t in self.admitted if moment - WINDOW_S < t <= moment) / self.limit
-                   for moment in _frange(start, end, step)]
-        return sum(samples) / len(samples)
+        total, samples, low, high = 0, 0, 0, 0
+        for moment in _frange(start, end, step):  # admitted times are sorted: two pointers
+            while high < len(self.admitted) and self.admitted[high] <= moment:
+                high += 1
+            while low < high and self.admitted[low] <= moment - WINDOW_S:
+                low += 1
+            total, samples = total + high - low, samples + 1
+        return total / samples / self.limit
 
 
 def _frange(start: float, end: float, step: float) -> list[float]:
@@ -81,16 +89,18 @@ class Process:
 
 def simulate(processes: list[tuple[float, int]], *, concurrency: int = 8, latency_s: float = 0.08,
              jitter_s: float = 0.03, answer_s: float = 0.01, seed: int = 7,
-             account: Account | None = None) -> tuple[Account, list[Process], Clock]:
+             account: Account | None = None, until: float = float("inf")) -> tuple[Account, list[Process], Clock]:
     """Run processes given as (start second, requests) against one account; returns it, them and the clock.
 
     A request reaches the counter `latency_s` (plus up to `jitter_s`) after its send and is answered
     `answer_s` later; a 429 makes the process pause as the transport does (``penalize``) and send again.
+    The run stops when every request is answered, or at `until`.
     """
     rng = random.Random(seed)
     clock = Clock()
     account = account or Account()
-    procs = [Process(Pacer(None, clock=clock, sleep=would_wait), todo, start) for start, todo in processes]
+    procs = [Process(Pacer(None, clock=clock, sleep=would_wait, rng=random.Random(seed * 1000 + index)), todo, start)
+             for index, (start, todo) in enumerate(processes)]
     events: list[tuple[float, int, str, int, float, dict]] = []  # (when, order, what, process, sent at, headers)
     order = 0
 
@@ -102,7 +112,7 @@ def simulate(processes: list[tuple[float, int]], *, concurrency: int = 8, latenc
     for index, proc in enumerate(procs):
         for _ in range(concurrency):
             at(proc.start_s, "try", index)
-    while events:
+    while events and events[0][0] <= until:
         clock.now, _, what, index, sent_at, headers = heapq.heappop(events)
         proc = procs[index]
         if what == "try":
@@ -134,77 +144,147 @@ def simulate(processes: list[tuple[float, int]], *, concurrency: int = 8, latenc
     return account, procs, clock
 
 
+
 def window_use(account: Account, procs: list[Process]) -> float:
     """How full the account's window was, on average, from the first 10 s to the last answer."""
     return account.window_use(min(p.start_s for p in procs) + WINDOW_S, max(p.done_at or 0.0 for p in procs))
 
 
-def test_four_processes_sharing_an_account_use_most_of_it_without_429s():
-    # The bulk backfill's shape: 4 shards × 250 batch requests at once, 300 / 10 s, 80 ms latency.
-    account, procs, _ = simulate([(0.0, 250)] * 4)
-    assert account.over_limit == 0
-    assert window_use(account, procs) >= 0.90  # a fixed 20 % headroom left this near 0.78
-    assert all(p.todo == 0 for p in procs)
+def rate(proc: Process, start: float, end: float) -> float:
+    """The process's sends per second over [start, end)."""
+    return sum(1 for moment in proc.sends if start <= moment < end) / (end - start)
 
 
-def test_a_lone_process_uses_at_least_95_percent_of_the_budget():
-    account, procs, _ = simulate([(0.0, 1000)])
+SEEDS = (1, 2, 3)
+TARGET = UTILIZATION * LIMIT / WINDOW_S  # the account's target rate while shared (requests per second)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_lone_process_uses_at_least_95_percent_of_the_budget(seed):
+    account, procs, _ = simulate([(0.0, 1000)], seed=seed)
     assert account.over_limit == 0
     assert window_use(account, procs) >= 0.95
-    assert procs[0].pacer.ceiling == UTILIZATION  # alone, Remaining never nears zero: no cut
+    lone_target = procs[0].pacer.lone_utilization * LIMIT / WINDOW_S
+    assert procs[0].pacer.rate == pytest.approx(lone_target, rel=0.02)  # alone, Remaining never nears zero: no cut
 
 
-def test_the_ceiling_is_cut_when_remaining_nears_zero_and_not_again_for_older_answers():
-    clock = Clock()
-    pacer = Pacer(300, clock=clock, sleep=would_wait)
-    first = pacer.acquire()
-    clock.now = 0.1
-    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "2"}, first)
-    assert pacer.ceiling == UTILIZATION * 0.9
-    # An answer to a request sent before the cut shows the load from before it: no second cut.
-    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "1"}, first)
-    assert pacer.ceiling == UTILIZATION * 0.9
-    clock.now = 10.5  # that answer's window has passed: sending again is allowed
-    later = pacer.acquire()
-    clock.now = 10.6
-    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "1"}, later)
-    assert pacer.ceiling == UTILIZATION * 0.9 * 0.9
-    # Room again: additive increase, answer by answer, up to utilization and no further.
-    for step in range(200):
-        clock.now = 11.0 + step * 0.01
-        pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "200"}, clock.now)
-    assert pacer.ceiling == UTILIZATION
+@pytest.mark.parametrize("count", [4, 12, 24])
+def test_processes_started_together_fill_the_account_without_429s(count):
+    # The bulk backfill's shape: 1000 batch requests split over the shards, 300 / 10 s, 80-110 ms latency.
+    for seed in SEEDS:
+        account, procs, _ = simulate([(0.0, 1000 // count)] * count, seed=seed)
+        assert all(p.todo == 0 for p in procs)
+        assert account.over_limit <= 0.005 * sum(len(p.sends) for p in procs), seed
+        assert window_use(account, procs) >= 0.90, seed
 
 
-def test_a_429_cuts_the_ceiling_once():
-    clock = Clock()
-    pacer = Pacer(300, clock=clock, sleep=would_wait)
-    sent = pacer.acquire()
-    clock.now = 0.1
-    # The 429 carries Remaining 0 (observe cuts), then the transport penalizes (no second cut).
-    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "0"}, sent)
-    pacer.penalize(2.0)
-    assert pacer.ceiling == UTILIZATION * 0.9
-    # A 429 without headers cuts through penalize alone.
-    clock.now = 5.0
-    pacer.penalize(2.0)
-    assert pacer.ceiling == UTILIZATION * 0.9 * 0.9
+@pytest.mark.parametrize("count", [4, 12, 24])
+def test_the_shares_sum_to_one_and_start_even(count):
+    # Mid-run, every process still busy: the estimates of their parts of the account add up to all of it.
+    for seed in SEEDS:
+        _, procs, _ = simulate([(0.0, 10_000)] * count, seed=seed, until=20.0)
+        shares = [p.pacer.share for p in procs]
+        assert sum(shares) == pytest.approx(1.0, abs=0.03), seed
+        assert max(shares) <= 2.0 * min(shares), seed  # the common slow start splits the account evenly
 
 
-def test_it_backs_off_while_others_use_the_account_and_recovers_after_they_leave():
+def test_processes_started_together_do_not_send_in_lockstep():
+    _, procs, _ = simulate([(0.0, 10_000)] * 12, until=3.0)
+    first = sorted(p.sends[0] for p in procs)
+    assert first[-1] - first[0] > 0.1 and first[-1] <= 0.25  # the probes: a random delay each, at most 0.25 s
+    assert all(p.sends[1] - p.sends[0] >= 0.08 for p in procs)  # nothing more before the probe's answer
+    gaps = [b - a for a, b in zip(procs[0].sends[2:], procs[0].sends[3:])]
+    assert max(gaps) > 1.1 * min(gaps)  # jittered spacing
+
+
+def test_a_process_that_leaves_early_hands_its_share_over_within_a_window():
     # One long task and three short ones start together; the short ones finish early.
-    account, procs, _ = simulate([(0.0, 1500), (0.0, 150), (0.0, 150), (0.0, 150)])
+    account, procs, _ = simulate([(0.0, 1500), (0.0, 150), (0.0, 150), (0.0, 150)], seed=1)
     assert account.over_limit == 0
     long_task, others = procs[0], procs[1:]
-    crowded_until = max(p.done_at or 0.0 for p in others)
-    assert crowded_until < long_task.done_at - 3 * WINDOW_S  # the long task ran alone for a while
-    crowded = [t for t in long_task.sends if 10.0 <= t < crowded_until]
-    alone = [t for t in long_task.sends if crowded_until + 2 * WINDOW_S <= t < long_task.done_at - 1.0]
-    crowded_rate = len(crowded) / (crowded_until - 10.0)
-    alone_rate = len(alone) / (long_task.done_at - 1.0 - crowded_until - 2 * WINDOW_S)
-    assert crowded_rate < 0.5 * LIMIT / WINDOW_S  # it left most of the budget to the others
-    assert alone_rate >= 0.9 * LIMIT / WINDOW_S  # and took it back once they were gone
-    assert long_task.pacer.ceiling == UTILIZATION
+    left = max(p.done_at or 0.0 for p in others)
+    assert left < long_task.done_at - 2 * WINDOW_S  # the long task ran alone for a while
+    assert rate(long_task, 10.0, left - 1.0) < 0.35 * TARGET  # while crowded it took about a quarter
+    assert rate(long_task, left, left + WINDOW_S) >= 0.7 * TARGET  # most of the rest within a window
+    assert rate(long_task, left + WINDOW_S, long_task.done_at - 1.0) >= 0.95 * TARGET  # then all of it
+
+
+def test_a_late_joiner_gets_its_share_within_a_window():
+    # Four tasks fill the account; a fifth joins 20 s later.
+    account, procs, _ = simulate([(0.0, 1200)] * 4 + [(20.0, 600)], seed=1)
+    assert account.over_limit == 0
+    late, incumbent = procs[-1], procs[0]
+    assert rate(late, 20.0, 20.0 + WINDOW_S) >= 0.5 * TARGET / 5  # it got going
+    assert rate(late, 30.0, 40.0) >= 0.75 * rate(incumbent, 30.0, 40.0)  # and then close to an even part
+    assert rate(incumbent, 30.0, 40.0) <= 1.1 * TARGET / 5  # the others made room
+
+
+def test_the_first_answers_do_not_hand_a_process_the_whole_budget():
+    # The answer to its probe shows one request used (its own) and nothing else: still, it ramps.
+    clock = Clock()
+    pacer = Pacer(None, clock=clock, sleep=would_wait, rng=random.Random(1))
+    sent = _send(pacer, clock)
+    clock.now = sent + 0.1
+    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "299"}, sent)
+    assert pacer.rate == pytest.approx(LEAST_SHARE * TARGET)
+    sends = [_send(pacer, clock) for _ in range(3)]
+    assert sends[-1] - sends[0] > 1.0 / TARGET * 2 * 0.8  # spaced at the ramp's rate, not at once
+
+
+def test_a_429_pauses_and_cuts_once():
+    clock = Clock()
+    pacer = Pacer(300, clock=clock, sleep=would_wait, rng=random.Random(1))
+    count = 0
+    while clock.now < 3.0:  # alone: the ramp ends at the whole target
+        sent = _send(pacer, clock)
+        count += 1
+        pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": str(300 - count)}, sent)
+    before = pacer.rate
+    assert before == pytest.approx(pacer.lone_utilization * LIMIT / WINDOW_S, rel=0.02)
+    sent = _send(pacer, clock)
+    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "0"}, sent)  # a 429
+    cut = pacer.rate
+    assert cut is not None and cut <= 0.8 * before
+    pacer.penalize(2.0)  # and the transport's pause: the same event, no second cut
+    assert pacer.rate == cut
+    with pytest.raises(WouldWait):
+        pacer.acquire()
+    clock.now += 2.0
+    assert _send(pacer, clock) >= sent + 2.0
+
+
+def test_abandoned_requests_are_no_longer_in_flight():
+    clock = Clock()
+    pacer = Pacer(300, clock=clock, sleep=would_wait, rng=random.Random(1))
+    sent = _send(pacer, clock)
+    clock.now = sent + 0.05
+    with pytest.raises(WouldWait):  # only the probe until an answer
+        pacer.acquire()
+    pacer.abandon(sent)  # the connection dropped: no answer, but the slot is free
+    pacer.observe({"X-HubSpot-RateLimit-Max": "300", "X-HubSpot-RateLimit-Remaining": "299"}, sent)
+    assert pacer.idle() is False and _send(pacer, clock) > sent
+
+
+def test_the_search_pacer_paces_its_per_second_budget_without_headers():
+    clock = Clock()
+    pacer = Pacer.for_search(5)
+    pacer._clock, pacer._sleep = clock, would_wait
+    sends = [_send(pacer, clock) for _ in range(20)]
+    for moment in sends:
+        pacer.observe({}, moment)  # search answers carry no 10-second headers
+    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    assert min(gaps) == pytest.approx(1 / 5)  # evenly, at the budget, never in bursts
+    assert all(sum(1 for t in sends if moment - 1.04 < t <= moment) <= 5 for moment in sends)  # window + transit
+    assert sends[-1] - sends[0] <= 19 / 5 * 1.05
+
+
+def _send(pacer: Pacer, clock: Clock) -> float:
+    """acquire(), moving the fake clock on as long as the pacer says to wait."""
+    while True:
+        try:
+            return pacer.acquire()
+        except WouldWait as wait:
+            clock.now += wait.seconds
 
 
 def test_the_simulated_account_counts_like_the_simulator():
