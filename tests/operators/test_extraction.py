@@ -86,7 +86,9 @@ def test_a_window_is_searched_only_once_search_has_caught_up(hubspot_simulator_f
     end = datetime.now(timezone.utc) + timedelta(milliseconds=5)
     early, frame = extract(tmp_path, "early.parquet", modified_after=start, modified_before=end, search_lag=0)
     assert early["records"] == 0 and early["waited_for_search_s"] < 0.1  # the index had not seen it yet
-    late, frame = extract(tmp_path, "late.parquet", modified_after=start, modified_before=end, search_lag=1.0)
+    # A lag well past the early extract's own time (a pacer's first request waits for its probe), so the
+    # late one must still wait for it.
+    late, frame = extract(tmp_path, "late.parquet", modified_after=start, modified_before=end, search_lag=2.0)
     assert late["waited_for_search_s"] > 0.5 and list(frame["id"].astype(str)) == ["100010"]
 
 
