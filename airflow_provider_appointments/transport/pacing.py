@@ -27,8 +27,9 @@ those headers. `Pacer` paces one process:
   are on the ramp: each stops at the even split. A process that finds the account already busy skips
   the ramp and starts from a bootstrap share, so it gets going within a window.
 - **Edges.** Remaining near zero cuts the rate once per round trip; a 429 pauses the process
-  (``penalize``) and cuts it too. A process never sends more than ``utilization`` of the limit in a
-  window, whatever it has learned; a lone process (share one) aims a little higher than one sharing.
+  (``penalize``) and cuts it too. A process never sends more than the lone fill of the limit in a
+  window (over the window and the transit, and never past the limit less the reserve), whatever it
+  has learned; a lone process (share one) aims a little higher than one sharing.
 
 Search has its own per-second budget and answers without these headers: `Pacer.for_search` paces it
 evenly at the budget, no probe, no ramp. Everything is arithmetic on an injectable clock, so it is
@@ -135,6 +136,7 @@ class Pacer:
         self._flight: list[float] = []  # send times of requests not answered yet
         self._rate: float | None = None  # requests per second; None until known
         self._last_at: float | None = None
+        self._due: float | None = None  # when the request about to be sent was due
         self._spacing = 1.0  # the next gap, in units of 1 / rate
         self._first_call: float | None = None
         self._probe_at = 0.0
@@ -207,21 +209,35 @@ class Pacer:
             if self._flight:
                 return max(0.001, self._flight[0] + self.window_s + self.transit_s - now)
             return max(0.0, self._probe_at - now)
-        if self.limit and len(self._sent) >= self.lone_utilization * self.limit:
+        if self.limit and len(self._sent) >= self._most_in_horizon():
             return max(0.001, self._sent[0] + self.window_s + self.transit_s - now)
         rate = self._rate_at(now)
+        self._due = None
         if not rate or self._last_at is None:
             return 0.0
         if self.adaptive and len(self._flight) >= 1 + math.ceil(rate * FLIGHT_RTTS * self._rtt):
             return max(0.001, self._rtt / 4)
-        return max(0.0, self._last_at + self._spacing / rate - now)
+        gap = self._spacing / rate
+        self._due = self._last_at + gap
+        if now - self._due > gap:  # idle for a while: the next gap counts from this send
+            self._due = None
+        return max(0.0, (self._due or now) - now)
+
+    def _most_in_horizon(self) -> float:
+        """Own sends allowed within the window and transit: the lone fill's rate over that span, and never
+        more than the limit less the reserve (the span holds every send the server's window may count)."""
+        assert self.limit
+        span = self.window_s + self.transit_s
+        return min(self.lone_utilization * self.limit * span / self.window_s, self.limit - self.reserve)
 
     def _sent_now(self, now: float) -> None:
         self._sent.append(now)
         self._flight.append(now)
         # The next gap is drawn now and applied at the rate in force when it is due.
         self._spacing = self._rng.uniform(1 - JITTER, 1 + JITTER) if self.adaptive else 1.0
-        self._last_at = now
+        # A send a little late (a sleep overshoots by a millisecond or two) counts from when it was due:
+        # at 30 requests/s, lateness added up send after send costs a few percent of the budget.
+        self._last_at = now if self._due is None else min(now, self._due)
 
     def _land(self, sent_at: float, now: float) -> None:
         """A request ended: no longer in flight; its round trip updates the estimate."""
@@ -254,7 +270,7 @@ class Pacer:
             rate = self._ramp(sent_at, now, used, mine)
         else:
             span = self.window_s if self._busy or not young else max(self._rtt, now - (self._first_call or 0.0))
-            room = self.utilization * (self.limit or 0) * span / self.window_s - used
+            room = target * span - used  # the fill this process aims at (a lone one aims higher)
             goal = share * max(0.0, target + ROOM * room / self.window_s)
             # This process's part of the gap to the target rate, soon; its share of the target, later.
             part = max(share, self._rate / present) if present > 0 else share  # of the account's rate now
