@@ -1,17 +1,17 @@
-"""Runs whenever an appointments extract lands: scheduled on the extract operator's asset alias.
+"""Runs whenever an appointments extract lands: scheduled on the warehouse load's asset.
 
-Each extract (for example the warehouse load's) reports its output file as an Airflow asset through
-the alias ``hubspot_appointments_extract``; this DAG is scheduled on that alias, so it runs after each
-one and reads exactly the files that triggered it. Here it counts appointments per status; in real
-life it might refresh a dashboard or notify a team.
+The warehouse load declares ``Asset("hubspot_appointments_extract")`` as its outlet; each run's event
+carries the kept extract's ``path`` (and the counts and window) in its extra. This DAG is scheduled on
+that asset, so it runs after each load and reads exactly the files that triggered it. Here it counts
+appointments per status; in real life it might refresh a dashboard or notify a team.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import AssetAlias, dag, task
+from airflow.sdk import Asset, dag, task
 
-EXTRACTS = AssetAlias("hubspot_appointments_extract")
+EXTRACTS = Asset("hubspot_appointments_extract")  # the warehouse load's outlet
 
 
 @dag(
@@ -30,15 +30,17 @@ def hubspot_appointments_on_new_extract() -> None:
         counts: dict[str, int] = {}
         files = []
         seen = set()
-        # Airflow lists each event under its asset and again under the alias it came through: count it once.
+        # An event may be listed under more than one key (an asset and an alias it came through): count it once.
         for events in (triggering_asset_events or {}).values():
             for event in events:
-                identity = (event.asset.uri, event.source_dag_id, event.source_run_id, event.source_task_id,
+                path = (event.extra or {}).get("path")
+                if not path:
+                    continue  # a load that kept no extract file
+                identity = (path, event.source_dag_id, event.source_run_id, event.source_task_id,
                             event.source_map_index, str(event.timestamp))
                 if identity in seen:
                     continue
                 seen.add(identity)
-                path = event.asset.uri.removeprefix("file://")
                 files.append(path)
                 if event.extra.get("records"):
                     statuses = pd.read_parquet(path, columns=["hs_appointment_status"])["hs_appointment_status"]

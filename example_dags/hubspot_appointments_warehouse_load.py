@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsToSqlOperator
 
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+# The load's asset: `hubspot_appointments_on_new_extract` is scheduled on it. Each run's event carries
+# the table, the counts, the window and the kept extract's path in its extra.
+NEW_APPOINTMENTS = Asset("hubspot_appointments_extract")
 DATA_DIR = Path(os.environ.get("HUBSPOT_APPOINTMENTS_DATA_DIR", AIRFLOW_HOME / "hubspot_appointments"))
 # HubSpot's search index lags writes; an interval is searched once its end is this old (seconds).
 SEARCH_LAG_S = float(os.environ.get("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", 120))
@@ -104,6 +107,7 @@ def hubspot_appointments_warehouse_load() -> None:
         include_archived=True,  # and the appointments archived in the interval: archived = true
         output_path=window["modified_path"],  # the extracts are kept; the modified one is reported as an asset
         archived_output_path=window["archived_path"],
+        outlets=[NEW_APPOINTMENTS],
     )
 
 

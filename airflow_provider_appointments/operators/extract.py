@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 
 from airflow_provider_appointments import DEFAULT_CONN_ID
 from airflow_provider_appointments.api.client import AppointmentsClient
@@ -15,9 +15,9 @@ from airflow_provider_appointments.api.extraction import ExtractPlan, iter_every
 from airflow_provider_appointments.api.timestamps import modified_filters, parse_moment, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
-from airflow_provider_appointments.operators.lineage import extract_lineage
+from airflow_provider_appointments.operators.lineage import announce_assets, extract_lineage
 from airflow_provider_appointments.operators.progress import Progress
-from airflow_provider_appointments.records.formats import FORMATS, asset_uri, format_of
+from airflow_provider_appointments.records.formats import FORMATS, format_of
 from airflow_provider_appointments.records.writers import ExtractWriter, read_extract
 
 # HubSpot documents its search index as lagging writes by "a few seconds"; two minutes covers the
@@ -27,7 +27,7 @@ DEFAULT_SEARCH_LAG = 120.0
 # future ("everything up to 2030") is a mistake to report, not a wait to sit through.
 DEFAULT_MAX_SEARCH_WAIT = 3600.0
 DEFERRED_AT = "search_wait_started_at"
-EXTRACT_ASSET_ALIAS = "hubspot_appointments_extract"
+EXTRACT_ASSET_ALIAS = "hubspot_appointments_extract"  # the alias the README suggests, when one is wanted
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -101,8 +101,10 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
     :param deferrable: wait for the search lag in the triggerer instead of sleeping in a worker slot.
     :param fail_on_incomplete: fail when the rows written differ from search's total for the window.
     :param search_streams: concurrent search streams (they share search's budget of 5 requests/s).
-    :param asset_alias: the output file is reported as an Airflow asset through this alias (None: not),
-        so a DAG scheduled on ``AssetAlias("hubspot_appointments_extract")`` runs after each extract.
+    :param asset_alias: also report each output file as an Airflow asset of its own through this alias
+        (default None: not), e.g. ``"hubspot_appointments_extract"`` for a DAG scheduled on
+        ``AssetAlias("hubspot_appointments_extract")``. Every ``Asset`` in ``outlets`` gets an event
+        whose extra holds ``path``, ``records``, ``archived`` and the window, with no alias needed.
     :param return_dataframe: return the records as a DataFrame instead of the summary (small extracts).
     :param hubspot_conn_id: the HubSpot connection.
 
@@ -129,7 +131,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         deferrable: bool = False,
         fail_on_incomplete: bool = False,
         search_streams: int = 2,
-        asset_alias: str | None = EXTRACT_ASSET_ALIAS,
+        asset_alias: str | None = None,
         return_dataframe: bool = False,
         hubspot_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -156,6 +158,7 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.asset_alias = asset_alias
         if asset_alias:  # the file is known only once rendered: it is attached to the alias at run time
             self.outlets = [*self.outlets, AssetAlias(asset_alias)]
+        self.announces = True  # asset events for this run's file (the to-SQL load announces its own)
         self.lineage: tuple | None = None
         self._connection: AppointmentsClient | None = None
 
@@ -246,12 +249,12 @@ class HubSpotAppointmentsExtractOperator(BaseOperator):
         self.log.info("extracted %d appointments in %d pages to %s", result["records"], pages, result["path"])
         columns = [(name, str(schema.arrow_type(name)) if name in schema else "string") for name in result["columns"]]
         self.lineage = (client.settings.base_url, result["path"], columns, result["records"])
-        events = context.get("outlet_events")  # absent outside a task run (a unit test calling execute)
-        if self.asset_alias and events is not None:
-            events[AssetAlias(self.asset_alias)].add(
-                Asset(asset_uri(result["path"])), extra={"records": result["records"], "archived": self.archived,
-                                                         "modified_after": after.isoformat() if after else None,
-                                                         "modified_before": before.isoformat() if before else None})
+        if self.announces:
+            window = {"records": result["records"], "archived": self.archived,
+                      "modified_after": after.isoformat() if after else None,
+                      "modified_before": before.isoformat() if before else None}
+            announce_assets(context, self.outlets, self.asset_alias, {"path": result["path"], **window},
+                            [(result["path"], window)])
         if self.return_dataframe:
             return read_extract(result["path"])
         return {**result, "pages": pages, "file_format": self.file_format,

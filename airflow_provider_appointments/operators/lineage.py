@@ -236,3 +236,24 @@ def write_lineage(base_url: str, operation: str, input_path: str | os.PathLike[s
 
     return OperatorLineage(inputs=inputs, outputs=outputs,
                            run_facets={WRITE_RUN_FACET: write_run_facet(operation, summary)})
+
+
+def announce_assets(context: Mapping[str, Any], outlets: Sequence[Any], alias: str | None,
+                    summary: Mapping[str, Any], files: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> None:
+    """Airflow asset events of one task: every `Asset` among the task's outlets (declared in the DAG, so
+    registered when it is parsed) gets `summary` as its event's extra; with an `alias`, each of `files`
+    (path, extra) becomes an asset of its own through it. Airflow creates such a file asset on its first
+    event (and logs that it was not found, then inactive): per-file assets are opt-in, through the alias."""
+    from airflow.sdk import Asset, AssetAlias
+
+    from airflow_provider_appointments.records.formats import asset_uri
+
+    events = context.get("outlet_events")
+    if events is None:  # outside a task run (a unit test calling execute)
+        return
+    for outlet in outlets:
+        if isinstance(outlet, Asset):
+            events[outlet].extra.update(summary)
+    if alias:
+        for path, extra in files:
+            events[AssetAlias(alias)].add(Asset(asset_uri(path)), extra=dict(extra))

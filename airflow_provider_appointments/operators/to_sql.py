@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_appointments.errors import HubSpotInputError
-from airflow_provider_appointments.operators.extract import EXTRACT_ASSET_ALIAS, HubSpotAppointmentsExtractOperator
+from airflow_provider_appointments.operators.extract import HubSpotAppointmentsExtractOperator
 from airflow_provider_appointments.operators.lineage import (
     HUBSPOT_DATASET,
     _input_statistics,
     _output_statistics,
     _schema_facet,
+    announce_assets,
     hubspot_namespace,
     openlineage_available,
 )
@@ -56,8 +57,9 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
     :param chunk_rows: rows read from the extract and inserted per ``executemany``.
     :param include_archived: also extract the appointments archived in the window and mark them
         (``archived = true``, ``archived_at``), inserting those the table lacks.
-    :param output_path: keep the extract of modified appointments there (templated; it is then
-        reported through ``asset_alias`` as the extract operator does); default a temporary file.
+    :param output_path: keep the extract of modified appointments there (templated; with ``asset_alias``
+        it is then reported as an asset of its own); default a temporary file. Every ``Asset`` in
+        ``outlets`` gets an event whose extra holds ``table``, the counts, the window and ``path``.
     :param archived_output_path: keep the extract of archived appointments there (templated).
 
     Returns to XCom ``{"table", "records", "modified", "archived", "inserted", "updated", "unchanged",
@@ -71,7 +73,7 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
 
     def __init__(self, *, sql_conn_id: str, table: str, staging_table: str | None = None, chunk_rows: int = 10_000,
                  include_archived: bool = True, output_path: str | None = None,
-                 archived_output_path: str | None = None, asset_alias: str | None = EXTRACT_ASSET_ALIAS,
+                 archived_output_path: str | None = None, asset_alias: str | None = None,
                  **kwargs: Any) -> None:
         refused = [f"{name} ({why})" for name, why in _REFUSED.items() if kwargs.get(name)]
         if refused:
@@ -115,6 +117,14 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
             counts = self._merge(hook, statements, [part["path"] for part in (modified, archived) if part])
         self.lineage = extract_lineage
         summary = self._summary(table, modified, archived, counts)
+        files = [(modified["path"], {"records": modified["records"], "archived": False,
+                                     "modified_after": summary["modified_after"],
+                                     "modified_before": summary["modified_before"]})] \
+            if self.asset_alias and self.output_path else []
+        announce_assets(context, self.outlets, self.asset_alias if self.output_path else None,
+                        {key: summary.get(key) for key in ("table", "records", "modified", "archived", "inserted",
+                                                           "updated", "path", "modified_after", "modified_before")},
+                        files)
         self.load_lineage = (source, [(c.name, statements.sql_type(c)) for c in statements.columns],
                              summary["records"], counts)
         return summary
@@ -155,10 +165,12 @@ class HubSpotAppointmentsToSqlOperator(HubSpotAppointmentsExtractOperator):
         kept = path in (self.output_path, self.archived_output_path)
         self.output_path, self.archived = path, archived
         self.asset_alias = saved[2] if kept and not archived else None
+        self.announces = False  # the load's own event names the table (below), not a part's file
         try:
             return super()._extract(context, after, before, waited_s)
         finally:
             self.output_path, self.archived, self.asset_alias = saved
+            self.announces = True
 
     def _merge(self, hook: Any, statements: LoadStatements, paths: list[str]) -> MergeCounts:
         loaded_at = datetime.now(timezone.utc)

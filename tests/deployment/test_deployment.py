@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 LIFECYCLE = "hubspot_appointments_lifecycle"
 BACKFILL = "hubspot_appointments_bulk_backfill"
 WAREHOUSE = "hubspot_appointments_warehouse_load"
+ON_NEW_EXTRACT = "hubspot_appointments_on_new_extract"
 # The simulator's route name for batch creates of objects (not of associations).
 OBJECT_CREATES = "POST /crm/objects/{version}/{object_type}/batch/create"
 
@@ -186,12 +187,13 @@ def test_lifecycle_creates_each_booking_once(deployment: Deployment) -> None:
     duplicated = {key: len(records) for key, records in found.items() if len(records) > 1}
     assert not duplicated, duplicated
 
-    # The failure reports reached Airflow as asset events (through the reports alias), none lost.
+    # Each write reached Airflow as an event of the declared reports asset, with its report paths.
     events = deployment.api.request("GET", "/assets/events", params={"source_dag_id": LIFECYCLE,
                                                                       "source_run_id": run_id}).json()
-    reported = {(event["source_task_id"], event["extra"].get("report")) for event in events["asset_events"]}
-    assert {("create_bookings", "failures"), ("create_bookings", "id_map"),
-            ("associate_contacts", "failures")} <= reported, events
+    reported = {event["source_task_id"]: event["extra"] for event in events["asset_events"]}
+    assert reported["create_bookings"]["failures_path"] and reported["create_bookings"]["id_map_path"], events
+    assert reported["associate_contacts"]["failures_path"], events
+    assert {event["name"] for event in events["asset_events"]} == {"hubspot_appointments_reports"}, events
 
 
 @pytest.mark.timeout(300)
@@ -235,6 +237,7 @@ def test_warehouse_load_manual_run_defers_and_loads(deployment: Deployment) -> N
     """A manual run without a logical date (the UI's Trigger button, Airflow 3's default) of the
     interval so far, up to now: the extract waits out the search lag in the triggerer, then loads."""
     api = deployment.api
+    api.set_paused(ON_NEW_EXTRACT, False)  # scheduled on the load's asset: the scheduler must start it
     api.set_paused(WAREHOUSE, False)
     until = datetime.now(timezone.utc)
     run_id = api.trigger(WAREHOUSE, {"until": until.isoformat()})
@@ -282,6 +285,18 @@ def test_warehouse_load_manual_run_defers_and_loads(deployment: Deployment) -> N
                                             "WHERE table_name = 'appointments'"))
     assert types["hs_appointment_start"] == "timestamp with time zone" and types["archived"] == "boolean", types
     assert types["id"] == "text", types
+
+    # The load's asset event started the DAG scheduled on it (dag.test() never does this), which read
+    # the extract the event names.
+    def asset_triggered() -> dict | None:
+        runs = api.get(f"/dags/{ON_NEW_EXTRACT}/dagRuns", params={"run_type": "asset_triggered"})["dag_runs"]
+        return next((run for run in runs if run["state"] in ("success", "failed")), None)
+
+    downstream = wait_for(f"{ON_NEW_EXTRACT} to be triggered by the load's asset", asset_triggered, timeout=90,
+                          interval=1.0, diagnose=lambda: api.get(f"/dags/{ON_NEW_EXTRACT}/dagRuns"))
+    assert downstream["state"] == "success", api.describe_run(ON_NEW_EXTRACT, downstream["dag_run_id"])
+    counted = api.xcom(ON_NEW_EXTRACT, downstream["dag_run_id"], "count_by_status")
+    assert loaded["path"] in counted["extracts"] and sum(counted["by_status"].values()) >= loaded["modified"], counted
 
 
 @pytest.mark.timeout(300)

@@ -166,14 +166,15 @@ def test_warehouse_load_run_manually_without_a_logical_date_loads_the_last_inter
     assert expected and result.xcom("merge_into_warehouse")["modified"] == len(expected)
 
 
-def test_on_new_extract_counts_an_event_listed_under_its_asset_and_its_alias_once():
+def test_on_new_extract_counts_an_event_listed_under_two_keys_once():
     from types import SimpleNamespace
 
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS / "hubspot_appointments_on_new_extract.py"))
     task = bag.dags["hubspot_appointments_on_new_extract"].get_task("count_by_status")
-    event = SimpleNamespace(asset=SimpleNamespace(uri="file:///nowhere/empty.parquet"), extra={"records": 0},
+    event = SimpleNamespace(asset=SimpleNamespace(uri="hubspot_appointments_extract"),
+                            extra={"records": 0, "path": "/nowhere/empty.parquet"},
                             source_dag_id="load", source_run_id="r1", source_task_id="extract", source_map_index=-1,
                             timestamp=datetime(2026, 12, 1, tzinfo=timezone.utc))
     other = SimpleNamespace(**{**vars(event), "source_run_id": "r2"})

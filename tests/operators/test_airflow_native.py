@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -170,21 +171,29 @@ def test_operators_report_openlineage_datasets_and_facets(sim, tmp_path):
 
 
 # -- assets ----------------------------------------------------------------------------------
-def test_extracts_and_reports_become_assets_a_dag_can_be_scheduled_on(run_dag, sim, tmp_path, monkeypatch):
+def test_extracts_and_reports_become_assets_a_dag_can_be_scheduled_on(run_dag, sim, tmp_path, monkeypatch, caplog):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
     monkeypatch.setenv("HUBSPOT_APPOINTMENTS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HUBSPOT_APPOINTMENTS_SEARCH_LAG_S", "0")
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    result = run_dag(REPO_ROOT / "example_dags" / "hubspot_appointments_warehouse_load.py",
-                     "hubspot_appointments_warehouse_load", logical_date=today - timedelta(days=1))
+    with caplog.at_level(logging.WARNING):
+        result = run_dag(REPO_ROOT / "example_dags" / "hubspot_appointments_warehouse_load.py",
+                         "hubspot_appointments_warehouse_load", logical_date=today - timedelta(days=1))
     assert result.state == "success", result.task_states()
-    extract_path = result.xcom("merge_into_warehouse")["path"]
+    summary = result.xcom("merge_into_warehouse")
     with create_session() as session:
         events = session.query(AssetEvent, AssetModel).join(AssetModel, AssetEvent.asset_id == AssetModel.id).all()
-        uris = {model.uri: event.extra for event, model in events}
-    assert f"file://{extract_path}" in uris and uris[f"file://{extract_path}"]["records"] > 0
+        extras = {model.name: event.extra for event, model in events}
+        names = {model.name for model in session.query(AssetModel).all()}
+    # One declared asset, its event carrying the load's figures; no asset per file, and so no warnings.
+    assert extras["hubspot_appointments_extract"]["path"] == summary["path"]
+    assert extras["hubspot_appointments_extract"]["records"] == summary["records"] > 0
+    assert extras["hubspot_appointments_extract"]["table"] == "appointments"
+    assert not [name for name in names if name.startswith("file://")], names
+    assert not [r.getMessage() for r in caplog.records if "AssetModel" in r.getMessage()]
+    extract_path = summary["path"]
     downstream = run_dag(REPO_ROOT / "example_dags" / "hubspot_appointments_on_new_extract.py",
                          "hubspot_appointments_on_new_extract")
     assert downstream.state == "success", downstream.task_states()

@@ -306,3 +306,32 @@ def test_module_works_without_openlineage(absent: list[str]) -> None:
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+# -- asset events ----------------------------------------------------------------------------
+def test_a_declared_asset_gets_the_summary_and_no_file_becomes_an_asset_without_an_alias():
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from airflow_provider_appointments.operators.lineage import announce_assets
+
+    events = OutletEventAccessors()
+    declared = Asset("hubspot_appointments_reports")
+    announce_assets({"outlet_events": events}, [declared], None, {"failed": 2, "failures_path": "/r/f.parquet"},
+                    [("/r/f.parquet", {"report": "failures"})])
+    assert events[declared].extra == {"failed": 2, "failures_path": "/r/f.parquet"}
+    assert len(events) == 1  # no alias was asked for: nothing else, so no asset Airflow would have to create
+
+
+def test_an_alias_makes_each_file_an_asset_of_its_own():
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from airflow_provider_appointments.operators.lineage import announce_assets
+
+    events = OutletEventAccessors()
+    announce_assets({"outlet_events": events}, [AssetAlias("extracts")], "extracts", {"records": 3},
+                    [("/data/x.parquet", {"records": 3})])
+    added = events[AssetAlias("extracts")].asset_alias_events
+    assert [(event.dest_asset_key.uri, event.extra) for event in added] == [("file:///data/x.parquet", {"records": 3})]
+
