@@ -1,4 +1,5 @@
-"""The archive operator's other input: the appointments a search finds, instead of a list of ids.
+"""The archive operator's checks: which ids exist (HubSpot answers 204 for any id), and its other
+input, the appointments a search finds instead of a list of ids.
 
 The search is keyset-paged by id (`AppointmentsClient.iter_search_all`), so it is not capped at
 search's 10,000 results, and its ids are written to a Parquet file page by page (flat memory), which
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_provider_appointments.api.client import AppointmentsClient
+from airflow_provider_appointments.api.results import OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.api.timestamps import modified_filters, parse_moment, to_epoch_ms
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators.extract import (
@@ -25,6 +28,7 @@ from airflow_provider_appointments.operators.extract import (
     check_wait,
     check_window,
 )
+from airflow_provider_appointments.records.reports import PlannedRow
 
 # HubSpot allows five filters per group; the keyset paging adds one (hs_object_id GT ...).
 MAX_OWN_FILTERS = 5
@@ -87,3 +91,46 @@ def wait_for_search(log: Any, modified_before: Any) -> None:
         log.info("archive: the window ends %s; HubSpot's search index lags writes, so it is searched in %.1f s",
                  before.isoformat(), wait)
         time.sleep(wait)
+
+
+@dataclass(frozen=True)
+class _Existence:
+    """Where archive's ids stand: positions of active ones, and the outcome of the rest (succeeded:
+    already archived; ``OBJECT_NOT_FOUND``: no such appointment; else the read's own failure)."""
+
+    active: list[int]
+    settled: dict[int, RecordOutcome]
+    batches: int
+    requests: int
+
+
+def existence(client: AppointmentsClient, ids: list[str]) -> _Existence:
+    """Two batch reads: the ids as active records, then the ones HubSpot did not find as archived records.
+    A read that failed for another reason (a refused batch, a lasting 5xx) keeps its own outcome."""
+    active = client.batch_read(ids)
+    failed = {outcome.index: outcome for outcome in active.outcomes if not outcome.succeeded}
+    missing = [index for index, outcome in failed.items() if outcome.category == OBJECT_NOT_FOUND]
+    archived = client.batch_read([ids[i] for i in missing], archived=True) if missing else BatchResult("read")
+    settled = {index: outcome for index, outcome in failed.items() if index not in missing}
+    for index, outcome in zip(missing, archived.outcomes):
+        settled[index] = outcome if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else \
+            replace(outcome, index=index)
+    return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded], settled,
+                      active.batches + archived.batches, active.requests + archived.requests)
+
+
+def plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow]:
+    """Archive's dry run: ids that exist would be archived, archived ones stay, unknown ones are refused."""
+    found = existence(client, ids)
+    plans = []
+    for position, key in enumerate(ids):
+        outcome = found.settled.get(position)
+        if outcome is None:
+            plans.append(PlannedRow(position, key, "archive"))
+        elif outcome.succeeded:
+            plans.append(PlannedRow(position, key, "unchanged", reason="already archived"))
+        elif outcome.category == OBJECT_NOT_FOUND:
+            plans.append(PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist"))
+        else:
+            plans.append(PlannedRow(position, key, "refused", reason=f"{outcome.category}: {outcome.message}"))
+    return plans

@@ -15,12 +15,14 @@ from airflow_provider_appointments.api.creates import check_on_existing
 from airflow_provider_appointments.api.results import (
     AMBIGUOUS_WRITE,
     INVALID_INPUT,
+    OBJECT_NOT_FOUND,
     BatchResult,
     RecordOutcome,
     settled_row,
 )
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
+from airflow_provider_appointments.operators.linking import target_properties, window_targets, with_problems
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.steps import planned_write
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
@@ -39,7 +41,7 @@ def idempotency_key(namespace: str, row: int, properties: dict[str, str]) -> str
 @dataclass(frozen=True)
 class CreateFacts:
     """What a create learns before sending: the derived keys' namespace, whether the key property
-    exists yet (a dry run does not create it), and the association type of each association column."""
+    exists yet (a dry run does not create it), and the association type of each associated object type."""
 
     namespace: str = ""
     key_property_exists: bool = True
@@ -74,7 +76,10 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         succeeded with the existing id, ``new=False``), ``"update"`` (its values are written to that
         record) or ``"fail"`` (``CONFLICT`` in the failure report).
     :param association_columns: ``{column: object type}``; each row is associated on create with the
-        record whose id is in that column (default association type).
+        record whose id is in that column (default association type; an empty cell: none).
+    :param to_object_id_property: the ``association_columns`` hold this unique property of their target
+        (e.g. ``"email"`` of contacts), or ``{column: property}`` for some of them, not ids: the records
+        are found by batch reads, and a value no record holds refuses its row, naming it.
     :param id_map_path: where to write the id map (input row, key, HubSpot id, new) (templated).
     :param failures_path: where to write the failure report (templated; Parquet or CSV).
     :param column_mapping: ``{column: property}`` for columns not named after their property.
@@ -99,7 +104,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
 
     def __init__(self, *, dedupe_property: str | None = None, idempotency_property: str | None = None,
                  idempotency_namespace: str | None = None, on_existing: str = "skip",
-                 association_columns: dict[str, str] | None = None, **kwargs: Any) -> None:
+                 association_columns: dict[str, str] | None = None,
+                 to_object_id_property: str | dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if dedupe_property and idempotency_property:
             raise HubSpotInputError("give dedupe_property (a natural key) or idempotency_property (a derived "
@@ -110,6 +116,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         self.idempotency_namespace = idempotency_namespace
         self.on_existing = on_existing
         self.association_columns = dict(association_columns or {})
+        self.to_object_id_property = to_object_id_property
+        self.target_properties = target_properties(self.association_columns, to_object_id_property)
 
     @property
     def unique_property(self) -> str | None:
@@ -127,8 +135,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
             namespace = self.idempotency_namespace or default_namespace(run.context)
         if self.dedupe_property:
             run.schema.require_unique(self.dedupe_property, "dedupe_property")
-        return CreateFacts(namespace, exists, {column: client.default_association_type_id(kind)
-                                               for column, kind in self.association_columns.items()})
+        return CreateFacts(namespace, exists, {kind: client.default_association_type_id(kind)
+                                               for kind in set(self.association_columns.values())})
 
     @property
     def key_name(self) -> str:  # type: ignore[override]
@@ -163,7 +171,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         return [row_key(value) for value in frame[column].tolist()]
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "dedupe": self.dedupe_property, "assoc": self.association_columns,
+        return {**super().settings(), "dedupe": self.dedupe_property,
+                "assoc": [self.association_columns, self.target_properties],
                 "idempotency": [self.idempotency_property, self.idempotency_namespace], "existing": self.on_existing}
 
     def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
@@ -171,8 +180,13 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
         self.require_columns(window.frame, *self.association_columns)
         sendable, refused = self.serialize(run, window, extra_ignore=list(self.association_columns),
                                            key_column=self.dedupe_property)
-        inputs = WindowInputs(settled=refused)
+        targets = window_targets(run, window, self.association_columns, self.target_properties)
+        inputs = WindowInputs(settled=with_problems(refused, targets.problems))
         for row, properties in sendable:
+            if row in targets.problems:
+                inputs.settled.append(local_failure(row, row_key(properties.get(self.dedupe_property or "")),
+                                                    OBJECT_NOT_FOUND, f"row {row}: {targets.problems[row]}"))
+                continue
             if self.dedupe_property and not properties.get(self.dedupe_property):
                 inputs.settled.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {self.dedupe_property} "
                                                     "is empty; it is needed to create safely"))
@@ -181,7 +195,8 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                 properties = {**properties, self.idempotency_property: idempotency_key(facts.namespace, row,
                                                                                        properties)}
             inputs.add(row, {"properties": properties,
-                             "associations": self._associations(facts.association_types, window, row)})
+                             "associations": [association_input(target, facts.association_types[kind])
+                                              for kind, target in targets.pairs.get(row, [])]})
         if window.in_flight and not self.unique_property:
             # Without a key nobody can tell which of these the interrupted attempt created.
             return inputs.held_back(lambda row: settled_row(row, str(row), False, category=AMBIGUOUS_WRITE, message=(
@@ -189,15 +204,6 @@ class HubSpotAppointmentsBatchCreateOperator(HubSpotWriteOperator):
                 "without dedupe_property or idempotency_property it cannot be known whether HubSpot created it, "
                 "so it is not sent again")) if row in window.in_flight else None)
         return inputs
-
-    @staticmethod
-    def _associations(types: dict[str, int], window: Window, row: int) -> list[dict]:
-        associations = []
-        for column, type_id in types.items():
-            target = row_key(window.frame[column].iloc[row - window.first_row])
-            if target:
-                associations.append(association_input(target, type_id))
-        return associations
 
     def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         since = window.resumed_since

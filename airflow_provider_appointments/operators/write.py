@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -16,13 +16,25 @@ import pandas as pd
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-from airflow_provider_appointments.api.client import AppointmentsClient
 from airflow_provider_appointments.api.results import INVALID_INPUT, OBJECT_NOT_FOUND, BatchResult, RecordOutcome
 from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
-from airflow_provider_appointments.operators.archive_search import search_groups, wait_for_search, write_found_ids
+from airflow_provider_appointments.operators.archive_search import (
+    existence,
+    plan_archive,
+    search_groups,
+    wait_for_search,
+    write_found_ids,
+)
 from airflow_provider_appointments.operators.changes import compare_with_hubspot
+from airflow_provider_appointments.operators.linking import (
+    HeldJournal,
+    associate_upserted,
+    target_properties,
+    window_targets,
+    with_problems,
+)
 from airflow_provider_appointments.operators.run import WriteRun
 from airflow_provider_appointments.operators.steps import KeyedByUniqueValue, planned_write
 from airflow_provider_appointments.operators.windows import Window, WindowInputs, local_failure, row_key
@@ -43,6 +55,11 @@ class HubSpotAppointmentsUpsertOperator(KeyedByUniqueValue, HubSpotWriteOperator
         send only the rows whose values differ, with only the changed properties (compared per
         property type); an unchanged row costs no write, keeps its ``hs_lastmodifieddate`` and counts
         as ``unchanged``. Default False: every row is written.
+    :param association_columns: ``{column: object type}``: each upserted row is then associated with the
+        record in that column (a batch association after each upsert request's window; an empty cell:
+        none). A row whose association fails goes to the failure report saying what the upsert did.
+    :param to_object_id_property: those columns hold this unique property of their target (e.g.
+        ``"email"``), or ``{column: property}``, instead of ids; a value no record holds refuses its row.
 
     Other parameters as for `HubSpotAppointmentsBatchCreateOperator`. Returns to XCom
     ``{"operation": "upsert", "records", "succeeded", "failed", "created", "updated", "unchanged",
@@ -53,28 +70,43 @@ class HubSpotAppointmentsUpsertOperator(KeyedByUniqueValue, HubSpotWriteOperator
     keeps_id_map = True
 
     def __init__(self, *, id_property: str, id_column: str | None = None, skip_unchanged: bool = False,
-                 **kwargs: Any) -> None:
+                 association_columns: dict[str, str] | None = None,
+                 to_object_id_property: str | dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.id_property = id_property
         self.id_column = id_column or id_property
         self.skip_unchanged = skip_unchanged
+        self.association_columns = dict(association_columns or {})
+        self.to_object_id_property = to_object_id_property
+        self.target_properties = target_properties(self.association_columns, to_object_id_property)
+        if self.association_columns and skip_unchanged:
+            raise HubSpotInputError(f"{self.task_id}: skip_unchanged does not associate the rows it skips; give "
+                                    "association_columns or skip_unchanged, not both")
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "id": [self.id_property, self.id_column], "skip": self.skip_unchanged}
+        return {**super().settings(), "id": [self.id_property, self.id_column], "skip": self.skip_unchanged,
+                "assoc": [self.association_columns, self.target_properties]}
 
     def start(self, run: WriteRun) -> None:
         run.schema.require_unique(self.id_property, "id_property")
 
     def build_inputs(self, run: WriteRun, window: Window) -> WindowInputs:
-        sendable, refused = self.serialize(run, window, extra_ignore=self.key_column_ignored(self.column_mapping),
+        self.require_columns(window.frame, *self.association_columns)
+        sendable, refused = self.serialize(run, window, extra_ignore=[*self.key_column_ignored(self.column_mapping),
+                                                                      *self.association_columns],
                                            key_column=self.id_column)
-        inputs = WindowInputs(settled=refused)
+        targets = window_targets(run, window, self.association_columns, self.target_properties)
+        inputs = WindowInputs(settled=with_problems(refused, targets.problems))
         keys = window.frame[self.id_column].tolist()
         for row, properties in sendable:
             key = row_key(keys[row - window.first_row])
             if key is None:
-                inputs.settled.append(local_failure(row, None, INVALID_INPUT,
-                                                    f"row {row}: {self.id_column} is empty"))
+                problems = "; ".join(p for p in (f"{self.id_column} is empty", targets.problems.get(row)) if p)
+                inputs.settled.append(local_failure(row, None, INVALID_INPUT, f"row {row}: {problems}"))
+            elif row in targets.problems:
+                inputs.settled.append(local_failure(row, key, OBJECT_NOT_FOUND, f"row {row}: {targets.problems[row]}"))
+            elif self.association_columns:
+                inputs.add(row, {"id": key, "properties": properties, "associate": targets.pairs.get(row, [])})
             else:
                 inputs.add(row, {"id": key, "properties": properties})
         return self._only_changes(run, inputs, window) if self.skip_unchanged else inputs
@@ -96,8 +128,17 @@ class HubSpotAppointmentsUpsertOperator(KeyedByUniqueValue, HubSpotWriteOperator
 
     def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         # On resume, records the interrupted attempt created still count as created.
-        return run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
-                                   created_since=window.resumed_since, observer=window.observer(inputs.rows))
+        observer = window.observer(inputs.rows)
+        if not self.association_columns:
+            return run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+                                           created_since=window.resumed_since, observer=observer)
+        held = HeldJournal(observer) if observer else None  # answers recorded once associated too
+        result = run.client.batch_upsert(inputs.items, id_property=self.id_property, batch_size=self.batch_size,
+                                         created_since=window.resumed_since, observer=held)
+        result = associate_upserted(run, result, inputs.items, self.batch_size)
+        if held:
+            held.release(result.outcomes)
+        return result
 
     def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
         keys = [str(item["id"]) for item in inputs.items]
@@ -205,14 +246,14 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         return inputs
 
     def plan_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> list[PlannedRow]:
-        return _plan_archive(run.client, inputs.items)
+        return plan_archive(run.client, inputs.items)
 
     def send_inputs(self, run: WriteRun, inputs: WindowInputs, window: Window) -> BatchResult:
         client = run.client
         if not self.verify_exists:
             return client.batch_archive(inputs.items, batch_size=self.batch_size,
                                         observer=window.observer(inputs.rows))
-        found = _existence(client, inputs.items)
+        found = existence(client, inputs.items)
         result = BatchResult(self.operation)
         for position, outcome in found.settled.items():
             result.outcomes.append(
@@ -226,49 +267,6 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         result.batches = found.batches + sent.batches
         result.requests = found.requests + sent.requests
         return result
-
-
-@dataclass(frozen=True)
-class _Existence:
-    """Where archive's ids stand: positions of active ones, and the outcome of the rest (succeeded:
-    already archived; ``OBJECT_NOT_FOUND``: no such appointment; else the read's own failure)."""
-
-    active: list[int]
-    settled: dict[int, RecordOutcome]
-    batches: int
-    requests: int
-
-
-def _existence(client: AppointmentsClient, ids: list[str]) -> _Existence:
-    """Two batch reads: the ids as active records, then the ones HubSpot did not find as archived records.
-    A read that failed for another reason (a refused batch, a lasting 5xx) keeps its own outcome."""
-    active = client.batch_read(ids)
-    failed = {outcome.index: outcome for outcome in active.outcomes if not outcome.succeeded}
-    missing = [index for index, outcome in failed.items() if outcome.category == OBJECT_NOT_FOUND]
-    archived = client.batch_read([ids[i] for i in missing], archived=True) if missing else BatchResult("read")
-    settled = {index: outcome for index, outcome in failed.items() if index not in missing}
-    for index, outcome in zip(missing, archived.outcomes):
-        settled[index] = outcome if outcome.succeeded or outcome.category == OBJECT_NOT_FOUND else \
-            replace(outcome, index=index)
-    return _Existence([outcome.index for outcome in active.outcomes if outcome.succeeded], settled,
-                      active.batches + archived.batches, active.requests + archived.requests)
-
-
-def _plan_archive(client: AppointmentsClient, ids: list[str]) -> list[PlannedRow]:
-    """Archive's dry run: ids that exist would be archived, archived ones stay, unknown ones are refused."""
-    found = _existence(client, ids)
-    plans = []
-    for position, key in enumerate(ids):
-        outcome = found.settled.get(position)
-        if outcome is None:
-            plans.append(PlannedRow(position, key, "archive"))
-        elif outcome.succeeded:
-            plans.append(PlannedRow(position, key, "unchanged", reason="already archived"))
-        elif outcome.category == OBJECT_NOT_FOUND:
-            plans.append(PlannedRow(position, key, "refused", reason=f"appointment {key} does not exist"))
-        else:
-            plans.append(PlannedRow(position, key, "refused", reason=f"{outcome.category}: {outcome.message}"))
-    return plans
 
 
 class HubSpotAppointmentsAssociateOperator(HubSpotWriteOperator):
