@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.definitions._internal.types import NOTSET, ArgNotSet
 from airflow.sdk.exceptions import AirflowException
 
@@ -36,11 +36,12 @@ from airflow_provider_appointments.operators.checkpoint import (
     warn_if_not_shared,
 )
 from airflow_provider_appointments.operators.duplicates import DuplicateKeys, check_policy, find_duplicates
-from airflow_provider_appointments.operators.lineage import write_lineage
+from airflow_provider_appointments.operators.lineage import announce_assets, write_lineage
 from airflow_provider_appointments.operators.progress import Progress
 from airflow_provider_appointments.operators.run import WriteRun, is_data, retry_run_start
 from airflow_provider_appointments.operators.steps import (
     WriteSteps,
+    as_flag,
     check_ambiguous,
     check_batch_size,
     check_ratio,
@@ -52,7 +53,6 @@ from airflow_provider_appointments.operators.windows import (
     WindowInputs,
     row_of,
 )
-from airflow_provider_appointments.records.formats import asset_uri
 from airflow_provider_appointments.records.readers import iter_record_frames
 from airflow_provider_appointments.records.reports import (
     PlannedRow,
@@ -89,12 +89,14 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
     :param dry_run: validate and serialize every row as a real run would and read what exists, to
         report per row what would happen (``create``, ``update`` with the changed properties,
         ``unchanged``, ``archive``, ``associate``, ``refused`` with the reason); nothing is written.
+        Templated: ``"{{ params.dry_run }}"`` renders as ``True``/``False``.
     :param dry_run_path: where the dry run's report goes (templated; default under
         ``$AIRFLOW_HOME/hubspot_reports/``).
     :param row_offset: the input's first row number in a larger original (a shard of a file), so
         reports and id maps number rows as the original does.
-    :param asset_alias: the failure report and the id map are reported as Airflow assets through this
-        alias (default ``hubspot_appointments_reports``; None: not).
+    :param asset_alias: also report the failure report and the id map as Airflow assets of their own
+        through this alias (default None: not; e.g. ``hubspot_appointments_reports``). Every ``Asset`` in
+        ``outlets`` gets an event whose extra holds the counts, ``failures_path`` and ``id_map_path``.
     :param checkpoint_path: folder or URI of this task's checkpoint (templated). By default one folder
         per task instance under ``[hubspot] checkpoint_base`` (default ``$AIRFLOW_HOME/hubspot_checkpoints``):
         each request is recorded as it is sent and answered, so a killed and retried task sends nothing
@@ -112,7 +114,8 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
     operation = "write"
     keeps_id_map = False
     template_fields: Sequence[str] = ("records", "failures_path", "id_map_path", "checkpoint_path", "column_mapping",
-                                      "date_format", "dry_run_path", "sql", "sql_parameters", "timezone")
+                                      "date_format", "dry_run_path", "sql", "sql_parameters", "timezone",
+                                      "is_dry_run")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
     ui_color = "#ff7a59"
@@ -143,7 +146,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         row_offset: int = 0,
         dry_run: bool = False,
         dry_run_path: str | None = None,
-        asset_alias: str | None = REPORTS_ASSET_ALIAS,
+        asset_alias: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,6 +182,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
+        self.is_dry_run = as_flag(self.is_dry_run, "dry_run")  # "{{ params.dry_run }}" renders as text
         if is_data(self.records):  # rows that arrived through XCom: data, not a rendered field
             self.inline_records, self.records = self.records, None
 
@@ -405,14 +409,14 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         return result
 
     def _announce_reports(self, context: Context, result: dict[str, Any]) -> None:
-        """The failure report and the id map, as Airflow assets attached to `asset_alias`."""
-        events = context.get("outlet_events")
-        if not self.asset_alias or events is None:  # outside a task run (a unit test calling execute)
-            return
+        """Asset events: the summary for every ``Asset`` in ``outlets``; with `asset_alias`, the failure
+        report and the id map as assets of their own."""
         counts = {key: result[key] for key in ("operation", "records", "succeeded", "failed")}
-        for kind, path in (("failures", result["failures_path"]), ("id_map", result["id_map_path"])):
-            if path:
-                events[AssetAlias(self.asset_alias)].add(Asset(asset_uri(path)), extra={**counts, "report": kind})
+        summary = {**counts, **{key: result.get(key) for key in ("created", "updated", "unchanged",
+                                                                  "failures_path", "id_map_path")}}
+        files = [(path, {**counts, "report": kind}) for kind, path in
+                 (("failures", result["failures_path"]), ("id_map", result["id_map_path"])) if path]
+        announce_assets(context, self.outlets, self.asset_alias, summary, files)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: read the input file or the tables of ``sql`` (a DataFrame or list has no dataset),

@@ -61,6 +61,18 @@ def check_ambiguous(ambiguous: str) -> str:
     return ambiguous
 
 
+def as_flag(value: Any, name: str) -> bool:
+    """A bool argument that may arrive rendered from a template: ``True``/``False`` or their text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().casefold()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise HubSpotInputError(f"{name} must be true or false, got {value!r}")
+
+
 def check_ratio(ratio: float | None) -> float | None:
     if ratio is not None and not 0 <= float(ratio) <= 1:
         raise HubSpotInputError(f"max_failed_ratio must be between 0 and 1, got {ratio!r}")
