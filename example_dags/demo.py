@@ -47,9 +47,6 @@ def _prepare_environment() -> None:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "HUBSPOT_APPOINTMENTS_DATA_DIR": str(DATA),
-            # dag.test() has no DAG processor to mark the assets that extracts attach to their alias as
-            # active (a scheduler does): Airflow's notice about "inactive" assets is noise here.
-            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.assets.manager=ERROR",
             # The simulator's search index lags writes by SEARCH_LAG_MS, as HubSpot's does; the
             # extract waits this long after a window's end before searching it.
             "HUBSPOT_APPOINTMENTS_SEARCH_LAG_S": str(SEARCH_LAG_MS / 1000 + 2),
