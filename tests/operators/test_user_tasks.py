@@ -184,6 +184,26 @@ def test_archive_by_search_archives_exactly_what_the_search_finds(busy_sim, tmp_
     assert again["records"] == 0  # a re-run finds nothing left to do
 
 
+def test_archive_by_search_archives_every_match_past_search_s_10000_cap_once(hubspot_simulator_factory,
+                                                                            monkeypatch):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    sim = hubspot_simulator_factory(seed_appointments=12_500, latency_ms=0, requests_per_10s=0,
+                                    search_requests_per_second=0)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", sim.airflow_connection_json())
+    expected = {r.id for r in sim.store.appointments(include_archived=False)
+                if r.properties.get("hs_appointment_status") != "CANCELED"}
+    assert len(expected) > 10_000
+    summary = HubSpotAppointmentsArchiveOperator(
+        task_id="clean_up", checkpoint_path=None,
+        filter_groups=[{"filters": [{"propertyName": "hs_appointment_status", "operator": "NEQ",
+                                     "value": "CANCELED"}]}]).execute({"ti": _TI()})
+    assert (summary["records"], summary["succeeded"], summary["failed"]) == (len(expected),) * 2 + (0,)
+    assert {r.id for r in sim.store.appointments(include_archived=True) if r.archived} == expected
+    archives = sim.stats()["by_route"]
+    assert sum(n for route, n in archives.items() if route.endswith("/batch/archive")) == -(-len(expected) // 100)
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"filter_groups": [{"filters": []}]}, "filter_groups[0] must be {'filters': [...]} with at least one filter"),
     ({"filter_groups": "status=CANCELED"}, "filter_groups must be a non-empty list"),
