@@ -527,6 +527,19 @@ class Deployment:
         self.services.append(service)
         return service
 
+    def restart_scheduler(self, *, job_schedule: bool) -> None:
+        """Replace the scheduler by one that does (or does not) create scheduled and asset-triggered runs.
+
+        The deployment starts with ``use_job_schedule`` off, so that unpausing the warehouse load
+        (catchup since 2026-11-01) queues no month of runs; Airflow creates asset-triggered runs only with
+        it on. Pause the DAGs that must not be scheduled before turning it on."""
+        for service in [service for service in self.services if service.name.startswith("scheduler")]:
+            service.stop()
+            self.services.remove(service)
+        name = "scheduler-with-job-schedule" if job_schedule else "scheduler"
+        env = {**self.env, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(job_schedule)}
+        self._spawn(name, _airflow_command("scheduler"), env=env, log=self.logs / f"{name}.{time.time_ns()}.log")
+
     def check_alive(self) -> None:
         """Raise if a long-running component has exited."""
         for service in self.services:
