@@ -180,7 +180,7 @@ def _unreadable(value: str, kind: str, column: str) -> str:
     fmt = "%d/%m/%Y" if kind == "date" else "%d/%m/%Y %H:%M"
     why = ("; day/month or month/day is never guessed" if _NUMERIC_DATE.match(value.strip())
            else " or epoch milliseconds")
-    return (f"{shown(value)} is not a {kind} in ISO 8601 form ({example}){why}; to read it, "
+    return (f"{shown(value)} is not a {kind} in ISO 8601 form (such as {example}){why}; to read it, "
             f"pass date_format, e.g. date_format={fmt!r} or {{{column!r}: {fmt!r}}}")
 
 

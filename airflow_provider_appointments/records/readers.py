@@ -108,9 +108,12 @@ def _iter_file(path: str, chunk_rows: int, columns: list[str] | None = None) -> 
                     start += len(frame)
             elif kind == "csv":
                 # Text as text: ids keep leading zeros; values are converted per property type later.
+                # Only an empty cell is missing: pandas would also take "NA", "null", "None", "nan"… for
+                # missing, losing a patient called Nan or a country code NA without a word.
                 wanted = set(columns or ())
                 use = (lambda name: name in wanted) if columns and _csv_has_any(handle, wanted) else None
-                for frame in pd.read_csv(handle, chunksize=chunk_rows, dtype=str, keep_default_na=True, usecols=use):
+                for frame in pd.read_csv(handle, chunksize=chunk_rows, dtype=str, keep_default_na=False,
+                                         na_values=[""], usecols=use):
                     yield start, frame
                     start += len(frame)
             else:

@@ -166,10 +166,21 @@ def serialize_frame(
                            dict(zip(names, columns)))
 
 
-def _missing(series: pd.Series) -> np.ndarray:
+# What exports write for "no value" (pandas' read_csv takes these as missing). Text read as text keeps
+# them: in a text property "NA" may be a name or a code. In a number, date, datetime or boolean
+# property, and in an enumeration none of whose options is called so, they can only mean missing.
+PLACEHOLDERS = frozenset({"na", "n/a", "#n/a", "#na", "null", "none", "nan", "-nan", "nat", "<na>"})
+_TYPED = frozenset({"number", "date", "datetime", "bool", "enumeration"})
+
+
+def _missing(series: pd.Series, definition: PropertyDefinition | None = None) -> np.ndarray:
     missing = series.isna().to_numpy().copy()
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-        missing |= series.astype("string").str.strip().eq("").fillna(True).to_numpy(dtype=bool)
+        text = series.astype("string").str.strip()
+        missing |= text.eq("").fillna(True).to_numpy(dtype=bool)
+        if definition is not None and definition.type in _TYPED and not definition.multi_select:
+            tokens = PLACEHOLDERS - set(definition.option_lookup())  # an option called "None" stays one
+            missing |= text.str.casefold().isin(tokens).fillna(False).to_numpy(dtype=bool)
         if series.dtype == object:  # Decimal("NaN") is NaN too, though pandas does not say so
             missing |= np.fromiter((isinstance(v, Decimal) and v.is_nan() for v in series.tolist()), bool, len(series))
     return missing
@@ -183,7 +194,7 @@ def serialize_column(
     series = series.reset_index(drop=True)  # positions, whatever the caller's index
     if value_map:
         series = map_values(series, value_map, multi_select=definition.multi_select)
-    missing = _missing(series)
+    missing = _missing(series, definition)
     kind = definition.type
     if kind == "number":
         return _numbers(series, missing)

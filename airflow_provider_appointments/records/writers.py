@@ -257,7 +257,9 @@ def read_extract(path: str) -> pd.DataFrame:
         if kind == "csv":  # ids as text: pandas would read 7 as int and a column with a gap as float
             header = pd.read_csv(handle, nrows=0).columns
             handle.seek(0)
-            return pd.read_csv(handle, dtype={name: str for name in header if is_id_column(name)})
+            # Only an empty cell is NULL (the writer's), not a text value "NA" or "null".
+            return pd.read_csv(handle, dtype={name: str for name in header if is_id_column(name)},
+                               keep_default_na=False, na_values=[""])
         if kind == "jsonl":
             return pd.read_json(handle, lines=True, dtype=False)  # JSON has its types; "7" stays text
         return pq.read_table(handle).to_pandas()

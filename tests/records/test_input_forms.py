@@ -130,7 +130,7 @@ def test_floats_keep_their_readable_value():
     ([True, 1], object, "True", "is a boolean, not a number"),
     ([float("inf"), 1.0], None, "inf", "is not a finite number"),
     ([float("-inf"), 1], object, "-inf", "is not a finite number"),
-    (["nan", "1"], None, "'nan'", "is not a number"),
+    (["-", "1"], None, "'-'", "is not a number"),
     (["inf", "1"], None, "'inf'", "is not a number"),
     (["1,000", "1"], None, "'1,000'", "is not a number"),
     (["1e99999", "1"], None, "'1e99999'", "is out of range for a number"),
@@ -142,7 +142,8 @@ def test_not_numbers_are_refused_per_row(values, dtype, shown, problem):
     assert result[0] is None and (result[1] == "1" or dtype == "bool")
 
 
-@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, pd.NA, Decimal("NaN"), "", "  "])
+@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, pd.NA, Decimal("NaN"), "", "  ",
+                                     "nan", "NULL", " N/A "])
 def test_missing_numbers_in_any_form_are_missing(missing):
     values, errors = column("price", [missing, 1], dtype=object)
     assert errors == {} and values == [None, "1"]
@@ -243,3 +244,35 @@ def test_a_file_read_for_its_key_column_reads_only_that_column(tmp_path, name):
     # None of the columns asked for: every column, so the rows still count and the caller can name what is missing.
     (_, whole), *_ = iter_record_frames(str(path), chunk_rows=5, columns=["absent"])
     assert list(whole.columns) == ["key", "notes"] and len(whole) == 3
+
+
+def test_csv_text_that_pandas_would_call_missing_is_text_only_an_empty_cell_is_missing(tmp_path):
+    path = tmp_path / "bookings.csv"
+    words = ["NA", "N/A", "n/a", "null", "NULL", "None", "nan", "NaN", "-NaN", "#N/A", ""]
+    path.write_text("key,name,price,status\n" + "".join(f"{i},{w},{w},{w}\n" for i, w in enumerate(words))
+                    + "11,Nan,abc,none\n")
+
+    (_, frame), = iter_record_frames(str(path), chunk_rows=100)
+
+    assert frame["name"].tolist()[:-2] == words[:-1] and pd.isna(frame["name"].iloc[-2])
+    schema = PropertySchema.from_api([prop("name", "string"), prop("price", "number", "number"),
+                                      {**prop("status", "enumeration", "select"),
+                                       "options": [{"value": "SCHEDULED", "label": "Scheduled"},
+                                                   {"value": "NONE", "label": "None"}]}])
+    result = serialize_frame(frame.drop(columns="key"), schema)
+    # A text property keeps the words (a patient called Nan); only the empty cell is missing.
+    assert [row.get("name") for row in result.rows] == [*words[:-1], None, "Nan"]
+    # In a number they can only mean "no value": missing, while other text is refused naming it.
+    assert [row.get("price") for row in result.rows] == [None] * 12
+    assert result.errors == {11: "row 11, column 'price': 'abc' is not a number"}
+    # An enumeration with an option called "None" keeps it; the other words are missing there.
+    assert [row.get("status") for row in result.rows] == [None] * 5 + ["NONE"] + [None] * 5 + ["NONE"]
+
+
+def test_an_extract_read_back_from_csv_keeps_the_text_na(tmp_path):
+    path = str(tmp_path / "out.csv")
+    writer = ExtractWriter(path, "csv", EXTRACT_SCHEMA, ["hs_object_id", "name"], buffer_records=2)
+    writer.write_page([extract_record(1, name="NA"), extract_record(2, name=None)])
+    writer.close()
+    frame = read_extract(path)
+    assert frame["name"].iloc[0] == "NA" and pd.isna(frame["name"].iloc[1])
