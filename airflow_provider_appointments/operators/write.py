@@ -21,6 +21,7 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.archive_search import (
+    check_filter_groups,
     existence,
     plan_archive,
     search_groups,
@@ -208,8 +209,12 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         if not self.searches:
             return super().execute(context)
         groups = search_groups(self.filter_groups, self.modified_after, self.modified_before)
-        wait_for_search(self.log, self.modified_before)
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        # A misspelled property is refused with suggestions before the wait, not as the search's 400.
+        client.get_property_schema().require_known(
+            [item["propertyName"] for group in (check_filter_groups(self.filter_groups) if self.filter_groups else [])
+             for item in group["filters"]], "filter_groups")
+        wait_for_search(self.log, self.modified_before)
         with tempfile.TemporaryDirectory(prefix="hubspot-archive-search-") as folder:
             path = f"{folder}/found_ids.parquet"
             found = write_found_ids(client, groups, path)
