@@ -8,7 +8,7 @@ from airflow_provider_appointments.api.associations import association_input, ex
 from airflow_provider_appointments.api.batches import BatchEndpoint, BatchRunner, ChunkObserver
 from airflow_provider_appointments.api.paths import OBJECT_TYPE, segment
 from airflow_provider_appointments.api.results import BATCH_LIMIT, OBJECT_NOT_FOUND, UNMAPPED_RESULT, BatchResult
-from airflow_provider_appointments.errors import HubSpotError
+from airflow_provider_appointments.errors import HubSpotError, HubSpotInputError
 from airflow_provider_appointments.transport.http import HubSpotTransport
 
 
@@ -46,6 +46,11 @@ class AssociationEndpoints:
         wanted = list(dict.fromkeys(str(value).strip() for value in values))
         sent = list(dict.fromkeys(matched(value) for value in wanted))
         read = self.batches.run(endpoint, sent)
+        for outcome in read.outcomes:  # the request refused: the property, not a value (a misspelling)
+            if outcome.status == 400 and ("idProperty" in (outcome.context or {})
+                                          or id_property in str(outcome.message or "")):
+                raise HubSpotInputError(f"to_object_id_property {id_property!r}: {object_type} records cannot be "
+                                        f"looked up by it; HubSpot answered {outcome.category}: {outcome.message}")
         by_match = {matched((record.get("properties") or {}).get(id_property)): str(record["id"])
                     for record in read.records}
         found = {value: by_match[matched(value)] for value in wanted if matched(value) in by_match}

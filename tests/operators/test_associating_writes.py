@@ -117,3 +117,19 @@ def test_an_upsert_answer_is_journaled_only_once_its_rows_are_associated():
     assert inner.calls == [("sending", [0, 1])]  # not settled yet: a kill now leaves both rows in flight
     held.release([RecordOutcome(0, "a", True), RecordOutcome(1, "b", False, category="OBJECT_NOT_FOUND")])
     assert inner.calls[-1] == ("settled", [(0, True), (1, False)])  # the final outcomes
+
+
+@pytest.mark.parametrize("operator", [HubSpotAppointmentsUpsertOperator, HubSpotAppointmentsBatchCreateOperator])
+def test_a_property_hubspot_cannot_look_contacts_up_by_fails_the_task_before_anything_is_written(sim, operator):
+    contacts = list(sim.store.iter_records("contacts"))[:2]
+    before = _by_key(sim)
+    arguments = {"id_property": "external_appointment_id"} if operator is HubSpotAppointmentsUpsertOperator else {}
+    with pytest.raises(HubSpotInputError) as raised:
+        operator(task_id="write", records=_bookings([c.properties["email"] for c in contacts]),
+                 association_columns={"patient_email": "contacts"}, to_object_id_property="emial",
+                 checkpoint_path=None, **arguments).execute({"ti": _TI()})
+    message = str(raised.value)
+    assert message.startswith("to_object_id_property 'emial': contacts records cannot be looked up by it; "
+                              "HubSpot answered VALIDATION_ERROR"), message
+    assert "emial is not a unique property of contacts" in message
+    assert _by_key(sim) == before  # not one row written, not one failed as "not found"
