@@ -173,7 +173,9 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
         self.on_duplicate_keys = check_policy(on_duplicate_keys)
         self.window_rows = window_rows
         self.row_offset = int(row_offset)
-        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() is a method Airflow calls
+        # Not self.dry_run: BaseOperator.dry_run() is a method Airflow calls. A template is read once
+        # rendered; anything else is checked now, so dry_run="False" is False and "nope" an error.
+        self.is_dry_run = dry_run if isinstance(dry_run, str) and "{" in dry_run else as_flag(dry_run, "dry_run")
         self.dry_run_path = dry_run_path
         self.asset_alias = asset_alias
         if asset_alias:  # report paths are known only once rendered: attached to the alias at run time
@@ -208,6 +210,7 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
             yield first_row + self.row_offset, frame
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.is_dry_run = as_flag(self.is_dry_run, "dry_run")  # an unrendered template is refused, not true
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         run = WriteRun(client, client.get_property_schema(), context, self.is_dry_run, source=self.input_records)
         checkpoint = None if self.is_dry_run else self._checkpoint(run)

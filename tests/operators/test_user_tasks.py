@@ -218,6 +218,39 @@ def test_a_search_that_cannot_be_right_fails_before_any_request(sim, arguments, 
     assert not requests_by_route(sim)
 
 
+def test_a_misspelled_property_in_a_search_is_refused_with_suggestions_before_the_search(sim):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    groups = [{"filters": [{"propertyName": "hs_appointment_staus", "operator": "EQ", "value": "CANCELED"}]}]
+    with pytest.raises(HubSpotInputError) as raised:
+        HubSpotAppointmentsArchiveOperator(task_id="clean_up", checkpoint_path=None,
+                                           filter_groups=groups).execute({"ti": _TI()})
+    assert str(raised.value).startswith(
+        "filter_groups: 'hs_appointment_staus' (did you mean hs_appointment_status"), raised.value
+    routes = requests_by_route(sim)
+    assert routes and all("properties" in route for route in routes), routes  # the schema read, no search
+    assert not [r for r in sim.store.appointments(include_archived=True) if r.archived]
+
+
+@pytest.mark.parametrize(("given", "archives"), [("False", True), ("false", True), ("True", False), (False, True)])
+def test_dry_run_given_as_text_outside_a_template_is_the_flag_it_says(busy_sim, tmp_path, given, archives):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    target = next(r.id for r in busy_sim.store.appointments())
+    summary = HubSpotAppointmentsArchiveOperator(
+        task_id="clean_up", records=[{"id": target}], checkpoint_path=None, dry_run=given,
+        dry_run_path=str(tmp_path / "plan.csv")).execute({"ti": _TI()})
+    assert summary.get("dry_run", False) is (not archives), summary
+    assert busy_sim.store.get("appointments", target).archived is archives
+
+
+def test_dry_run_that_is_no_flag_is_refused_when_the_dag_is_parsed():
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
+
+    with pytest.raises(HubSpotInputError, match="dry_run must be true or false, got 'nope'"):
+        HubSpotAppointmentsArchiveOperator(task_id="clean_up", records=[{"id": "1"}], dry_run="nope")
+
+
 def test_records_and_a_search_together_are_refused():
     from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsArchiveOperator
 
@@ -251,3 +284,17 @@ def test_appointments_associate_with_contacts_by_email_and_an_unknown_email_is_n
     assert failure["message"] == "row 3: no contacts record with email 'nobody@example.org'"
     reads = sum(n for route, n in requests_by_route(sim).items() if route.endswith("/batch/read"))
     assert reads == 1  # the window's emails in one batch read
+
+
+def test_associating_by_a_property_contacts_cannot_be_looked_up_by_fails_before_any_association(sim):
+    from airflow_provider_appointments.operators.appointments import HubSpotAppointmentsAssociateOperator
+
+    contact = next(iter(sim.store.iter_records("contacts")))
+    appointment = next(r.id for r in sim.store.appointments())
+    with pytest.raises(HubSpotInputError, match=r"^to_object_id_property 'emial': contacts records cannot be looked"):
+        HubSpotAppointmentsAssociateOperator(
+            task_id="associate",
+            records=[{"appointment_id": appointment, "patient_email": contact.properties["email"]}],
+            to_object_type="contacts", to_object_id_column="patient_email", to_object_id_property="emial",
+            checkpoint_path=None).execute({"ti": _TI()})
+    assert not sim.store.associations_of("appointments", appointment).get("contacts")
