@@ -35,8 +35,10 @@ def resolve_value_mapping(value_mapping: Mapping[str, Mapping[Any, Any]] | None,
     maps: dict[str, dict[Any, Any]] = {}
     for column, mapping in value_mapping.items():
         if column not in resolved:
+            mapped = [name for name, prop in resolved.items() if prop == column]
+            hint = f"; column {mapped[0]!r} is written to it: key value_mapping by that column" if mapped else ""
             raise HubSpotInputError(f"value_mapping names {column!r}, which is not a column being written "
-                                    f"(those are: {', '.join(map(repr, resolved))})")
+                                    f"(those are: {', '.join(map(repr, resolved))}){hint}")
         if not isinstance(mapping, Mapping):
             raise HubSpotInputError(f"value_mapping[{column!r}] must be a dict of value → replacement, got {mapping!r}")
         definition = schema[resolved[column]]

@@ -78,6 +78,14 @@ def test_a_value_map_that_cannot_apply_is_refused_up_front(mapping, message):
         serialize_frame(pd.DataFrame({"status": ["cancelled"]}), SCHEMA, value_mapping=mapping)
 
 
+def test_a_value_map_keyed_by_the_property_names_the_column_written_to_it():
+    with pytest.raises(HubSpotInputError) as raised:
+        serialize_frame(pd.DataFrame({"state": ["cancelled"]}), SCHEMA, column_mapping={"state": "status"},
+                        value_mapping={"status": {"cancelled": "CANCELED"}})
+    assert str(raised.value) == ("value_mapping names 'status', which is not a column being written (those are: "
+                                 "'state'); column 'state' is written to it: key value_mapping by that column")
+
+
 def test_naive_datetimes_are_wall_clock_times_in_the_given_zone_and_aware_ones_keep_their_offset():
     frame = pd.DataFrame({"start": ["2026-12-03 14:30", "2026-07-01T09:00:00", "2026-12-03T14:30:00Z",
                                     "2026-12-03T14:30:00+01:00", "1796304600000", datetime(2026, 12, 3, 14, 30)],
