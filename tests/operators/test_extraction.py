@@ -79,7 +79,9 @@ def test_a_windowed_extract_pages_sub_windows_concurrently_without_overlap(hubsp
 
 
 def test_a_window_is_searched_only_once_search_has_caught_up(hubspot_simulator_factory, monkeypatch, tmp_path):
-    sim = connect(hubspot_simulator_factory(seed_appointments=50, search_lag_ms=600), monkeypatch)
+    # The index lags 3 s: the early extract (a schema read, a probe, a search) must be done well within it,
+    # even on a busy 2-core machine (at 0.6 s it was not, once).
+    sim = connect(hubspot_simulator_factory(seed_appointments=50, search_lag_ms=3000), monkeypatch)
     start = datetime.now(timezone.utc)
     record = sim.store.get("appointments", 100_010)
     sim.store.update(record, {"hs_appointment_name": "last second"}, sim.store.now_ms(), "test")
@@ -88,8 +90,8 @@ def test_a_window_is_searched_only_once_search_has_caught_up(hubspot_simulator_f
     assert early["records"] == 0 and early["waited_for_search_s"] < 0.1  # the index had not seen it yet
     # A lag well past the early extract's own time (a pacer's first request waits for its probe), so the
     # late one must still wait for it.
-    late, frame = extract(tmp_path, "late.parquet", modified_after=start, modified_before=end, search_lag=2.0)
-    assert late["waited_for_search_s"] > 0.5 and list(frame["id"].astype(str)) == ["100010"]
+    late, frame = extract(tmp_path, "late.parquet", modified_after=start, modified_before=end, search_lag=4.0)
+    assert late["waited_for_search_s"] > 1.0 and list(frame["id"].astype(str)) == ["100010"]
 
 
 def test_an_open_window_ends_search_lag_ago(hubspot_simulator_factory, monkeypatch, tmp_path):
