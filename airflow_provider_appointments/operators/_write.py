@@ -184,7 +184,6 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
-        self.is_dry_run = as_flag(self.is_dry_run, "dry_run")  # "{{ params.dry_run }}" renders as text
         if is_data(self.records):  # rows that arrived through XCom: data, not a rendered field
             self.inline_records, self.records = self.records, None
 
@@ -210,8 +209,12 @@ class HubSpotWriteOperator(WriteSteps, BaseOperator):
             yield first_row + self.row_offset, frame
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.is_dry_run = as_flag(self.is_dry_run, "dry_run")  # an unrendered template is refused, not true
-        client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
+        return self.write_with(HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn(), context)
+
+    def write_with(self, client: AppointmentsClient, context: Context) -> dict[str, Any]:
+        """The write through `client` (an archive by search passes its search's: one schema read)."""
+        # "{{ params.dry_run }}" renders as text "True"/"False"; an unrendered template is refused.
+        self.is_dry_run = as_flag(self.is_dry_run, "dry_run")
         run = WriteRun(client, client.get_property_schema(), context, self.is_dry_run, source=self.input_records)
         checkpoint = None if self.is_dry_run else self._checkpoint(run)
         if checkpoint and (finished := checkpoint.finished()) is not None:

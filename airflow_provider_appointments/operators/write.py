@@ -21,7 +21,6 @@ from airflow_provider_appointments.errors import HubSpotInputError
 from airflow_provider_appointments.hooks.hubspot import HubSpotAppointmentsHook
 from airflow_provider_appointments.operators._write import HubSpotWriteOperator
 from airflow_provider_appointments.operators.archive_search import (
-    check_filter_groups,
     existence,
     plan_archive,
     search_groups,
@@ -212,8 +211,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
         client = HubSpotAppointmentsHook(self.hubspot_conn_id).get_conn()
         # A misspelled property is refused with suggestions before the wait, not as the search's 400.
         client.get_property_schema().require_known(
-            [item["propertyName"] for group in (check_filter_groups(self.filter_groups) if self.filter_groups else [])
-             for item in group["filters"]], "filter_groups")
+            [item["propertyName"] for group in groups for item in group["filters"]], "filter_groups")
         wait_for_search(self.log, self.modified_before)
         with tempfile.TemporaryDirectory(prefix="hubspot-archive-search-") as folder:
             path = f"{folder}/found_ids.parquet"
@@ -221,7 +219,7 @@ class HubSpotAppointmentsArchiveOperator(HubSpotWriteOperator):
             self.log.info("archive: the search found %d appointments to archive", found)
             self.records = path
             try:
-                return super().execute(context)
+                return self.write_with(client, context)
             finally:
                 self.records = FOUND_BY_SEARCH
 

@@ -179,6 +179,8 @@ def test_archive_by_search_archives_exactly_what_the_search_finds(busy_sim, tmp_
     assert (summary["records"], summary["succeeded"], summary["failed"]) == (len(old), len(old), 0)
     archived = {r.id for r in busy_sim.store.appointments(include_archived=True) if r.archived}
     assert archived == old
+    schema_reads = sum(n for route, n in requests_by_route(busy_sim).items() if "properties" in route)
+    assert schema_reads == 2  # one per run: the name check, the search and the archive share the read
     again = HubSpotAppointmentsArchiveOperator(task_id="clean_up", filter_groups=cancelled_before(cutoff),
                                                checkpoint_path=None).execute({"ti": _TI()})
     assert again["records"] == 0  # a re-run finds nothing left to do
